@@ -1,1 +1,4 @@
-//! placeholder
+//! segwal over files.
+mod file;
+mod sys;
+pub use file::{FileDevice, FileError, sync_dir};

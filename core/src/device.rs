@@ -118,13 +118,17 @@ impl Geometry {
     }
 
     /// Checks the invariants the log relies on: granularities are non-zero
-    /// powers of two and nest (`read | write | erase`).
+    /// powers of two and nest (`read | write | erase`), and the capacity is
+    /// a whole number of erase blocks.
     pub const fn is_valid(&self) -> bool {
         self.read_size_bytes.is_power_of_two()
             && self.write_size_bytes.is_power_of_two()
             && self.erase_size_bytes.is_power_of_two()
             && self.write_size_bytes >= self.read_size_bytes
             && self.erase_size_bytes >= self.write_size_bytes
+            && self
+                .capacity_bytes
+                .is_multiple_of(self.erase_size_bytes as u64)
     }
 }
 
@@ -151,7 +155,8 @@ pub trait BlockDevice: ErrorType {
     ///
     /// `offset` and the total length are multiples of `write_size_bytes`;
     /// the individual pieces need not be. On a device with
-    /// `erase_before_write`, the range is erased. A power cut in the middle
+    /// `erase_before_write`, the log only writes ranges that are erased and
+    /// not yet programmed since. A power cut in the middle
     /// leaves any part of the range written, unwritten or damaged, and
     /// nothing outside it.
     ///
@@ -210,12 +215,14 @@ pub fn check_range(
     len_bytes: u64,
     granularity_bytes: u32,
 ) -> Result<(), ErrorKind> {
-    let end = offset.checked_add(len_bytes).ok_or(ErrorKind::OutOfBounds)?;
+    let end = offset
+        .checked_add(len_bytes)
+        .ok_or(ErrorKind::OutOfBounds)?;
     if end > geometry.capacity_bytes {
         return Err(ErrorKind::OutOfBounds);
     }
     let granularity = u64::from(granularity_bytes);
-    if offset % granularity != 0 || len_bytes % granularity != 0 {
+    if !offset.is_multiple_of(granularity) || !len_bytes.is_multiple_of(granularity) {
         return Err(ErrorKind::Misaligned);
     }
     Ok(())
@@ -236,9 +243,22 @@ mod tests {
             capacity_bytes: 8192,
         };
         assert!(geometry.is_valid());
+        assert!(
+            !Geometry {
+                capacity_bytes: 8000,
+                ..geometry
+            }
+            .is_valid()
+        );
         assert_eq!(check_range(&geometry, 0, 8192, 4), Ok(()));
-        assert_eq!(check_range(&geometry, 4, 8192, 4), Err(ErrorKind::OutOfBounds));
-        assert_eq!(check_range(&geometry, u64::MAX, 2, 1), Err(ErrorKind::OutOfBounds));
+        assert_eq!(
+            check_range(&geometry, 4, 8192, 4),
+            Err(ErrorKind::OutOfBounds)
+        );
+        assert_eq!(
+            check_range(&geometry, u64::MAX, 2, 1),
+            Err(ErrorKind::OutOfBounds)
+        );
         assert_eq!(check_range(&geometry, 2, 4, 4), Err(ErrorKind::Misaligned));
         assert_eq!(check_range(&geometry, 0, 6, 4), Err(ErrorKind::Misaligned));
     }

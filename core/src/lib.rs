@@ -1,4 +1,37 @@
+//! # segwal: a crash-safe segment log and write-ahead log, `no_std` core
+//!
+//! This crate holds everything that decides what bytes go where: the
+//! on-disk [format](crate::format), the CRC32C and CRC-32 checks, the
+//! recovery scan, read planning and the segment writer and reader. It is
+//! written against the [`BlockDevice`] trait and knows nothing of files:
+//! `segwal-std` brings files, `segwal-ram` an in-memory fault-injecting
+//! device.
+//!
+//! `#![no_std]`, no `unsafe`, and no allocation unless the `alloc` feature
+//! is on (it only lets readers return records larger than their buffer as
+//! owned vectors).
 #![no_std]
-#![doc = "segwal core"]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+mod checksum;
 mod device;
-pub use device::{check_range, BlockDevice, Error as DeviceError, ErrorKind, ErrorType, Geometry};
+mod error;
+pub mod format;
+pub mod read_plan;
+pub mod recovery;
+mod segment;
+
+pub use checksum::{ChecksumKind, Hasher};
+pub use device::{BlockDevice, Error as DeviceError, ErrorKind, ErrorType, Geometry, check_range};
+pub use error::{ConfigError, Corruption, Error};
+pub use format::{HeaderDefect, RecordDefect, SegmentHeader};
+pub use read_plan::{RANDOM_READ_BYTES, ReadHint, SEQUENTIAL_WINDOW_BYTES};
+pub use recovery::{RecoveryMode, SCAN_SCRATCH_MIN_BYTES, ScanReport, TailClass, TailState};
+pub use segment::{
+    Appended, BATCH_RECORDS_PER_WRITE, Payload, Record, Recovered, SegmentConfig, SegmentIdentity,
+    SegmentReader, SegmentWriter, read_segment_header,
+};

@@ -1,0 +1,614 @@
+//! The on-disk format, version 1. All integers are little-endian.
+//!
+//! A segment is a fixed-size region of a device: a header, an optional user
+//! area, then records, then clean (erased or zero) space.
+//!
+//! ```text
+//! segment
+//! ┌──────────────────┬──────────────────────┬─────┬──────────┬──────────┬─────┬─────────────┐
+//! │ header, 64 bytes │ user area (optional) │ pad │ record 0 │ record 1 │ ... │ clean space │
+//! └──────────────────┴──────────────────────┴─────┴──────────┴──────────┴─────┴─────────────┘
+//!                                                 ^ records_start: a multiple of record_align
+//! ```
+//!
+//! # Segment header (64 bytes)
+//!
+//! | bytes  | field                 | type   | meaning                                            |
+//! |--------|-----------------------|--------|----------------------------------------------------|
+//! | 0..8   | magic                 | bytes  | `SEGWAL` `0x00` `0x1A`                             |
+//! | 8..10  | format_version        | u16    | 1                                                  |
+//! | 10     | checksum_kind         | u8     | 1 = CRC32C, 2 = CRC-32/IEEE                        |
+//! | 11     | record_align_log2     | u8     | records start on multiples of `1 << this` (3..=16) |
+//! | 12..16 | user_area_len_bytes   | u32    | bytes reserved for the application after the header |
+//! | 16..24 | sequence              | u64    | segment sequence number                            |
+//! | 24..32 | base_lsn              | u64    | log position of the segment's first record         |
+//! | 32..40 | salt                  | u64    | random, new for every use of the space             |
+//! | 40..44 | segment_size_bytes    | u32    | size of the whole segment, header included         |
+//! | 44..48 | record_len_max        | u32    | largest payload a record may carry                 |
+//! | 48..52 | user_area_checksum    | u32    | checksum of the user area                          |
+//! | 52..60 | reserved              | zero   | must be zero in version 1                          |
+//! | 60..64 | header_checksum       | u32    | checksum of bytes 0..60                            |
+//!
+//! Both checksums use the segment's `checksum_kind`.
+//!
+//! # Record (16-byte header, then the payload, then zero padding)
+//!
+//! ```text
+//! ┌────────────┬──────────────┬───────────────┬─────────────┬──────────────────┬─────────┐
+//! │ len: u32   │ checksum: u32│ synced: u32   │ flags: u32  │ payload: len B   │ padding │
+//! └────────────┴──────────────┴───────────────┴─────────────┴──────────────────┴─────────┘
+//!  0..4         4..8           8..12           12..16        16..16+len         to record_align
+//! ```
+//!
+//! - `len`: payload bytes. Never more than `record_len_max`, never past the
+//!   segment's end: a length that breaks either rule is bad data, and is
+//!   never used to allocate or read.
+//! - `checksum`: over `salt (8) ‖ offset (8) ‖ len (4) ‖ synced (4) ‖ flags (4)
+//!   ‖ payload`, where `offset` is the record's byte offset from the start of
+//!   the segment (as a u64). A value of 0 is stored as 1, so a zeroed header
+//!   can never validate; an erased (`0xFF`) header fails the `len` rule. The
+//!   salt and the offset make a stale record from an earlier use of the space,
+//!   or a record read at the wrong place, fail the check.
+//! - `synced`: the segment offset up to which the writer had made the segment
+//!   durable when it wrote this record. Recovery uses it to tell a torn tail
+//!   (bad bytes that were never acknowledged) from corruption of acknowledged
+//!   data (a later record says the bad bytes had been synced).
+//! - `flags`: bit 0 [`FLAG_BATCH_CONTINUES`]: another record of the same
+//!   atomic batch follows; a batch whose last record is missing is discarded
+//!   whole. Bit 1 [`FLAG_RESUMES_AFTER_HOLE`]: the bytes from `synced` up to
+//!   this record are a torn tail that could not be erased in place (flash);
+//!   the scan skips them. Other bits must be zero.
+//! - padding: zeros up to the next multiple of `record_align`, so every
+//!   record starts aligned and a device never sees a partial write unit.
+
+use core::ops::Range;
+
+use crate::checksum::ChecksumKind;
+
+/// The first eight bytes of every segment.
+pub const MAGIC: [u8; 8] = *b"SEGWAL\x00\x1A";
+/// The format version this crate writes and reads.
+pub const FORMAT_VERSION: u16 = 1;
+
+/// Segment header field: magic.
+pub const HEADER_MAGIC: Range<usize> = 0..8;
+/// Segment header field: format version.
+pub const HEADER_VERSION: Range<usize> = HEADER_MAGIC.end..HEADER_MAGIC.end + 2;
+/// Segment header field: checksum kind code.
+pub const HEADER_CHECKSUM_KIND: Range<usize> = HEADER_VERSION.end..HEADER_VERSION.end + 1;
+/// Segment header field: log2 of the record alignment.
+pub const HEADER_ALIGN_LOG2: Range<usize> = HEADER_CHECKSUM_KIND.end..HEADER_CHECKSUM_KIND.end + 1;
+/// Segment header field: length of the user area.
+pub const HEADER_USER_AREA_LEN: Range<usize> = HEADER_ALIGN_LOG2.end..HEADER_ALIGN_LOG2.end + 4;
+/// Segment header field: segment sequence number.
+pub const HEADER_SEQUENCE: Range<usize> = HEADER_USER_AREA_LEN.end..HEADER_USER_AREA_LEN.end + 8;
+/// Segment header field: LSN of the first record.
+pub const HEADER_BASE_LSN: Range<usize> = HEADER_SEQUENCE.end..HEADER_SEQUENCE.end + 8;
+/// Segment header field: salt.
+pub const HEADER_SALT: Range<usize> = HEADER_BASE_LSN.end..HEADER_BASE_LSN.end + 8;
+/// Segment header field: segment size.
+pub const HEADER_SEGMENT_SIZE: Range<usize> = HEADER_SALT.end..HEADER_SALT.end + 4;
+/// Segment header field: largest payload.
+pub const HEADER_RECORD_LEN_MAX: Range<usize> =
+    HEADER_SEGMENT_SIZE.end..HEADER_SEGMENT_SIZE.end + 4;
+/// Segment header field: checksum of the user area.
+pub const HEADER_USER_AREA_CHECKSUM: Range<usize> =
+    HEADER_RECORD_LEN_MAX.end..HEADER_RECORD_LEN_MAX.end + 4;
+/// Segment header field: reserved, zero.
+pub const HEADER_RESERVED: Range<usize> =
+    HEADER_USER_AREA_CHECKSUM.end..HEADER_USER_AREA_CHECKSUM.end + 8;
+/// Segment header field: checksum of everything before it.
+pub const HEADER_CHECKSUM: Range<usize> = HEADER_RESERVED.end..HEADER_RESERVED.end + 4;
+/// Size of the fixed segment header.
+pub const SEGMENT_HEADER_LEN: usize = HEADER_CHECKSUM.end;
+const _: () = assert!(SEGMENT_HEADER_LEN == 64);
+
+/// Record header field: payload length.
+pub const RECORD_LEN: Range<usize> = 0..4;
+/// Record header field: checksum.
+pub const RECORD_CHECKSUM: Range<usize> = RECORD_LEN.end..RECORD_LEN.end + 4;
+/// Record header field: synced offset when written.
+pub const RECORD_SYNCED: Range<usize> = RECORD_CHECKSUM.end..RECORD_CHECKSUM.end + 4;
+/// Record header field: flags.
+pub const RECORD_FLAGS: Range<usize> = RECORD_SYNCED.end..RECORD_SYNCED.end + 4;
+/// Size of a record header.
+pub const RECORD_HEADER_LEN: usize = RECORD_FLAGS.end;
+const _: () = assert!(RECORD_HEADER_LEN == 16);
+
+/// Flag: the next record belongs to the same atomic batch.
+pub const FLAG_BATCH_CONTINUES: u32 = 1 << 0;
+/// Flag: the bytes between `synced` and this record are a skipped torn tail.
+pub const FLAG_RESUMES_AFTER_HOLE: u32 = 1 << 1;
+const FLAGS_KNOWN: u32 = FLAG_BATCH_CONTINUES | FLAG_RESUMES_AFTER_HOLE;
+
+/// Smallest record alignment: 8 bytes, so a scan looking for record starts
+/// in damaged space tests one position in eight.
+pub const RECORD_ALIGN_MIN_BYTES: u32 = 8;
+/// Largest record alignment (a 64 KiB write unit).
+pub const RECORD_ALIGN_MAX_BYTES: u32 = 1 << 16;
+
+/// Why bytes that should hold a segment header do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HeaderDefect {
+    /// Every byte is the erased value or zero: no segment was ever written here.
+    Blank,
+    /// The magic is wrong: this is not a segwal segment.
+    BadMagic,
+    /// A segment of a format version this crate cannot read.
+    UnsupportedVersion(u16),
+    /// The header checksum does not match.
+    BadChecksum,
+    /// A field holds a value that version 1 never writes.
+    BadField(&'static str),
+}
+
+impl core::fmt::Display for HeaderDefect {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            HeaderDefect::Blank => f.write_str("no segment header (blank space)"),
+            HeaderDefect::BadMagic => f.write_str("not a segwal segment (bad magic)"),
+            HeaderDefect::UnsupportedVersion(v) => write!(f, "unsupported format version {v}"),
+            HeaderDefect::BadChecksum => f.write_str("segment header checksum mismatch"),
+            HeaderDefect::BadField(name) => write!(f, "segment header field `{name}` is invalid"),
+        }
+    }
+}
+
+/// A decoded segment header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentHeader {
+    /// Checksum used by the header and the records.
+    pub checksum_kind: ChecksumKind,
+    /// log2 of the record alignment.
+    pub record_align_log2: u8,
+    /// Bytes reserved for the application right after the header.
+    pub user_area_len_bytes: u32,
+    /// Segment sequence number.
+    pub sequence: u64,
+    /// Log position (LSN) of the first record.
+    pub base_lsn: u64,
+    /// Random per-use salt mixed into every record checksum.
+    pub salt: u64,
+    /// Size of the whole segment.
+    pub segment_size_bytes: u32,
+    /// Largest payload a record may carry.
+    pub record_len_max: u32,
+    /// Checksum of the user area.
+    pub user_area_checksum: u32,
+}
+
+fn read_u16(bytes: &[u8; SEGMENT_HEADER_LEN], range: Range<usize>) -> u16 {
+    let mut out = [0u8; 2];
+    out.copy_from_slice(&bytes[range]);
+    u16::from_le_bytes(out)
+}
+
+/// Reads a little-endian u32 at `range` (which must be 4 bytes long).
+pub(crate) fn le_u32(bytes: &[u8], range: Range<usize>) -> u32 {
+    let mut out = [0u8; 4];
+    out.copy_from_slice(&bytes[range]);
+    u32::from_le_bytes(out)
+}
+
+fn le_u64(bytes: &[u8], range: Range<usize>) -> u64 {
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&bytes[range]);
+    u64::from_le_bytes(out)
+}
+
+/// Rounds `value` up to a multiple of `align` (a power of two); `None` on
+/// overflow.
+pub const fn align_up(value: u64, align: u64) -> Option<u64> {
+    debug_assert!(align.is_power_of_two());
+    match value.checked_add(align - 1) {
+        Some(v) => Some(v & !(align - 1)),
+        None => None,
+    }
+}
+
+impl SegmentHeader {
+    /// Record alignment in bytes.
+    pub const fn record_align_bytes(&self) -> u32 {
+        1u32 << self.record_align_log2
+    }
+
+    /// Offset of the first record: header and user area, aligned up.
+    pub fn records_start(&self) -> u32 {
+        let end = SEGMENT_HEADER_LEN as u64 + u64::from(self.user_area_len_bytes);
+        let aligned = align_up(end, u64::from(self.record_align_bytes())).unwrap_or(u64::MAX);
+        // `decode` and `validate` guarantee it fits inside the segment.
+        u32::try_from(aligned).unwrap_or(u32::MAX)
+    }
+
+    /// The bytes of the header; the header checksum is computed here.
+    pub fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
+        let mut out = [0u8; SEGMENT_HEADER_LEN];
+        out[HEADER_MAGIC].copy_from_slice(&MAGIC);
+        out[HEADER_VERSION].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out[HEADER_CHECKSUM_KIND.start] = self.checksum_kind.code();
+        out[HEADER_ALIGN_LOG2.start] = self.record_align_log2;
+        out[HEADER_USER_AREA_LEN].copy_from_slice(&self.user_area_len_bytes.to_le_bytes());
+        out[HEADER_SEQUENCE].copy_from_slice(&self.sequence.to_le_bytes());
+        out[HEADER_BASE_LSN].copy_from_slice(&self.base_lsn.to_le_bytes());
+        out[HEADER_SALT].copy_from_slice(&self.salt.to_le_bytes());
+        out[HEADER_SEGMENT_SIZE].copy_from_slice(&self.segment_size_bytes.to_le_bytes());
+        out[HEADER_RECORD_LEN_MAX].copy_from_slice(&self.record_len_max.to_le_bytes());
+        out[HEADER_USER_AREA_CHECKSUM].copy_from_slice(&self.user_area_checksum.to_le_bytes());
+        let checksum = self.checksum_kind.checksum(&out[..HEADER_CHECKSUM.start]);
+        out[HEADER_CHECKSUM].copy_from_slice(&checksum.to_le_bytes());
+        debug_assert_eq!(Self::decode(&out), Ok(*self), "encode/decode disagree");
+        out
+    }
+
+    /// Decodes and checks header bytes read from a device. Never panics.
+    ///
+    /// # Errors
+    ///
+    /// The [`HeaderDefect`] that makes the bytes unusable.
+    pub fn decode(bytes: &[u8; SEGMENT_HEADER_LEN]) -> Result<Self, HeaderDefect> {
+        if bytes.iter().all(|&b| b == 0x00) || bytes.iter().all(|&b| b == 0xFF) {
+            return Err(HeaderDefect::Blank);
+        }
+        if bytes[HEADER_MAGIC] != MAGIC {
+            return Err(HeaderDefect::BadMagic);
+        }
+        let version = read_u16(bytes, HEADER_VERSION);
+        if version != FORMAT_VERSION {
+            return Err(HeaderDefect::UnsupportedVersion(version));
+        }
+        let checksum_kind = ChecksumKind::from_code(bytes[HEADER_CHECKSUM_KIND.start])
+            .ok_or(HeaderDefect::BadField("checksum_kind"))?;
+        let stored = le_u32(bytes, HEADER_CHECKSUM);
+        if checksum_kind.checksum(&bytes[..HEADER_CHECKSUM.start]) != stored {
+            return Err(HeaderDefect::BadChecksum);
+        }
+        if bytes[HEADER_RESERVED].iter().any(|&b| b != 0) {
+            return Err(HeaderDefect::BadField("reserved"));
+        }
+        let header = SegmentHeader {
+            checksum_kind,
+            record_align_log2: bytes[HEADER_ALIGN_LOG2.start],
+            user_area_len_bytes: le_u32(bytes, HEADER_USER_AREA_LEN),
+            sequence: le_u64(bytes, HEADER_SEQUENCE),
+            base_lsn: le_u64(bytes, HEADER_BASE_LSN),
+            salt: le_u64(bytes, HEADER_SALT),
+            segment_size_bytes: le_u32(bytes, HEADER_SEGMENT_SIZE),
+            record_len_max: le_u32(bytes, HEADER_RECORD_LEN_MAX),
+            user_area_checksum: le_u32(bytes, HEADER_USER_AREA_CHECKSUM),
+        };
+        header.validate().map(|()| header)
+    }
+
+    /// Checks the rules between fields, for a header about to be written as
+    /// much as for one just read.
+    ///
+    /// # Errors
+    ///
+    /// [`HeaderDefect::BadField`] naming the first field that breaks a rule.
+    pub fn validate(&self) -> Result<(), HeaderDefect> {
+        let align_log2 = u32::from(self.record_align_log2);
+        if align_log2 < RECORD_ALIGN_MIN_BYTES.trailing_zeros()
+            || align_log2 > RECORD_ALIGN_MAX_BYTES.trailing_zeros()
+        {
+            return Err(HeaderDefect::BadField("record_align_log2"));
+        }
+        let align = u64::from(self.record_align_bytes());
+        if u64::from(self.segment_size_bytes) % align != 0 {
+            return Err(HeaderDefect::BadField("segment_size_bytes"));
+        }
+        let records_start = align_up(
+            SEGMENT_HEADER_LEN as u64 + u64::from(self.user_area_len_bytes),
+            align,
+        )
+        .ok_or(HeaderDefect::BadField("user_area_len_bytes"))?;
+        let first_record_end = records_start + RECORD_HEADER_LEN as u64;
+        if first_record_end > u64::from(self.segment_size_bytes) {
+            return Err(HeaderDefect::BadField("user_area_len_bytes"));
+        }
+        let payload_room = u64::from(self.segment_size_bytes) - first_record_end;
+        if u64::from(self.record_len_max) > payload_room {
+            return Err(HeaderDefect::BadField("record_len_max"));
+        }
+        Ok(())
+    }
+}
+
+/// A decoded record header. Plausibility is checked by [`RecordHeader::decode`];
+/// the checksum needs the payload and is checked by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// Payload length in bytes.
+    pub len_bytes: u32,
+    /// Stored checksum.
+    pub checksum: u32,
+    /// Segment offset that was durable when the record was written.
+    pub synced_offset: u32,
+    /// Flag bits.
+    pub flags: u32,
+}
+
+/// Why bytes at a record position are not a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecordDefect {
+    /// The whole header is erased or zero: the end of the written records.
+    Blank,
+    /// The length is over `record_len_max` or runs past the segment's end.
+    ImplausibleLength,
+    /// Unknown flags, or a `synced` offset the record cannot have been written with.
+    BadField,
+    /// The checksum does not match.
+    BadChecksum,
+}
+
+impl core::fmt::Display for RecordDefect {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            RecordDefect::Blank => "blank record header",
+            RecordDefect::ImplausibleLength => "implausible record length",
+            RecordDefect::BadField => "invalid record header field",
+            RecordDefect::BadChecksum => "record checksum mismatch",
+        })
+    }
+}
+
+/// `true` when every byte is `erased` or every byte is zero.
+pub fn is_blank(bytes: &[u8], erased: u8) -> bool {
+    bytes.iter().all(|&b| b == erased) || bytes.iter().all(|&b| b == 0)
+}
+
+impl RecordHeader {
+    /// Decodes the header of a record at `offset` of a segment described by
+    /// `segment`, checking everything but the checksum. Never panics.
+    ///
+    /// # Errors
+    ///
+    /// The [`RecordDefect`] that rules the bytes out.
+    pub fn decode(
+        bytes: &[u8; RECORD_HEADER_LEN],
+        offset: u32,
+        segment: &SegmentHeader,
+        erased_byte: u8,
+    ) -> Result<Self, RecordDefect> {
+        if is_blank(bytes, erased_byte) {
+            return Err(RecordDefect::Blank);
+        }
+        let header = RecordHeader {
+            len_bytes: le_u32(bytes, RECORD_LEN),
+            checksum: le_u32(bytes, RECORD_CHECKSUM),
+            synced_offset: le_u32(bytes, RECORD_SYNCED),
+            flags: le_u32(bytes, RECORD_FLAGS),
+        };
+        if header.len_bytes > segment.record_len_max {
+            return Err(RecordDefect::ImplausibleLength);
+        }
+        let end = u64::from(offset) + RECORD_HEADER_LEN as u64 + u64::from(header.len_bytes);
+        if end > u64::from(segment.segment_size_bytes) {
+            return Err(RecordDefect::ImplausibleLength);
+        }
+        if header.flags & !FLAGS_KNOWN != 0
+            || header.synced_offset > offset
+            || header.synced_offset < segment.records_start()
+        {
+            return Err(RecordDefect::BadField);
+        }
+        Ok(header)
+    }
+
+    /// Bytes the record occupies on the device, padding included.
+    pub fn extent_bytes(&self, segment: &SegmentHeader) -> u64 {
+        record_extent_bytes(self.len_bytes, segment.record_align_bytes())
+    }
+
+    /// The header bytes for a payload, with its checksum.
+    pub fn encode(
+        segment: &SegmentHeader,
+        offset: u32,
+        synced_offset: u32,
+        flags: u32,
+        payload: &[u8],
+    ) -> [u8; RECORD_HEADER_LEN] {
+        let len_bytes = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+        assert!(
+            len_bytes <= segment.record_len_max,
+            "caller checks the length"
+        );
+        assert!(synced_offset <= offset && flags & !FLAGS_KNOWN == 0);
+        let mut out = [0u8; RECORD_HEADER_LEN];
+        out[RECORD_LEN].copy_from_slice(&len_bytes.to_le_bytes());
+        out[RECORD_SYNCED].copy_from_slice(&synced_offset.to_le_bytes());
+        out[RECORD_FLAGS].copy_from_slice(&flags.to_le_bytes());
+        let mut hasher = record_hasher(segment, offset, &out);
+        hasher.update(payload);
+        let checksum = stored_checksum(hasher.finalize());
+        out[RECORD_CHECKSUM].copy_from_slice(&checksum.to_le_bytes());
+        out
+    }
+}
+
+/// Bytes a record with a `len_bytes` payload occupies, padding included.
+pub fn record_extent_bytes(len_bytes: u32, record_align_bytes: u32) -> u64 {
+    let unpadded = RECORD_HEADER_LEN as u64 + u64::from(len_bytes);
+    // Cannot overflow: both terms are far below u64::MAX.
+    align_up(unpadded, u64::from(record_align_bytes)).unwrap_or(u64::MAX)
+}
+
+/// A hasher primed with everything a record checksum covers before the
+/// payload: salt, offset and the header fields other than the checksum.
+pub fn record_hasher(
+    segment: &SegmentHeader,
+    offset: u32,
+    header_bytes: &[u8; RECORD_HEADER_LEN],
+) -> crate::checksum::Hasher {
+    let mut hasher = segment.checksum_kind.hasher();
+    hasher.update(&segment.salt.to_le_bytes());
+    hasher.update(&u64::from(offset).to_le_bytes());
+    hasher.update(&header_bytes[RECORD_LEN]);
+    hasher.update(&header_bytes[RECORD_SYNCED.start..RECORD_FLAGS.end]);
+    hasher
+}
+
+/// The value stored for a computed checksum: 0 becomes 1, so that zeroed
+/// bytes never validate.
+pub const fn stored_checksum(computed: u32) -> u32 {
+    if computed == 0 { 1 } else { computed }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment() -> SegmentHeader {
+        SegmentHeader {
+            checksum_kind: ChecksumKind::Crc32c,
+            record_align_log2: 3,
+            user_area_len_bytes: 10,
+            sequence: 7,
+            base_lsn: 100,
+            salt: 0x1234_5678_9ABC_DEF0,
+            segment_size_bytes: 4096,
+            record_len_max: 1024,
+            user_area_checksum: 0,
+        }
+    }
+
+    fn record_checks(
+        seg: &SegmentHeader,
+        offset: u32,
+        bytes: &[u8; RECORD_HEADER_LEN],
+        payload: &[u8],
+    ) -> bool {
+        let mut hasher = record_hasher(seg, offset, bytes);
+        hasher.update(payload);
+        stored_checksum(hasher.finalize()) == le_u32(bytes, RECORD_CHECKSUM)
+    }
+
+    #[test]
+    fn segment_header_round_trips_and_records_start_is_aligned() {
+        let seg = segment();
+        let bytes = seg.encode();
+        assert_eq!(&bytes[..8], b"SEGWAL\x00\x1A");
+        assert_eq!(SegmentHeader::decode(&bytes), Ok(seg));
+        assert_eq!(seg.records_start(), 80, "64 + 10 rounded up to 8");
+    }
+
+    #[test]
+    fn every_single_bit_flip_of_the_segment_header_is_caught() {
+        let bytes = segment().encode();
+        for bit in 0..SEGMENT_HEADER_LEN * 8 {
+            let mut damaged = bytes;
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            assert!(SegmentHeader::decode(&damaged).is_err(), "bit {bit}");
+        }
+    }
+
+    #[test]
+    fn blank_and_foreign_headers_are_told_apart() {
+        assert_eq!(SegmentHeader::decode(&[0; 64]), Err(HeaderDefect::Blank));
+        assert_eq!(SegmentHeader::decode(&[0xFF; 64]), Err(HeaderDefect::Blank));
+        assert_eq!(SegmentHeader::decode(&[7; 64]), Err(HeaderDefect::BadMagic));
+        let mut future = segment().encode();
+        future[HEADER_VERSION].copy_from_slice(&2u16.to_le_bytes());
+        assert_eq!(
+            SegmentHeader::decode(&future),
+            Err(HeaderDefect::UnsupportedVersion(2))
+        );
+    }
+
+    #[test]
+    fn header_validation_rejects_impossible_layouts() {
+        let mut seg = segment();
+        seg.record_len_max = 4096;
+        assert_eq!(
+            seg.validate(),
+            Err(HeaderDefect::BadField("record_len_max"))
+        );
+        let mut seg = segment();
+        seg.user_area_len_bytes = u32::MAX;
+        assert_eq!(
+            seg.validate(),
+            Err(HeaderDefect::BadField("user_area_len_bytes"))
+        );
+        let mut seg = segment();
+        seg.record_align_log2 = 2;
+        assert_eq!(
+            seg.validate(),
+            Err(HeaderDefect::BadField("record_align_log2"))
+        );
+        let mut seg = segment();
+        seg.segment_size_bytes = 4100;
+        assert_eq!(
+            seg.validate(),
+            Err(HeaderDefect::BadField("segment_size_bytes"))
+        );
+    }
+
+    #[test]
+    fn record_header_round_trips_and_checksum_binds_salt_offset_and_payload() {
+        let seg = segment();
+        let bytes = RecordHeader::encode(&seg, 80, 80, FLAG_BATCH_CONTINUES, b"hello");
+        let decoded = RecordHeader::decode(&bytes, 80, &seg, 0).unwrap();
+        assert_eq!(decoded.len_bytes, 5);
+        assert_eq!(decoded.flags, FLAG_BATCH_CONTINUES);
+        assert!(record_checks(&seg, 80, &bytes, b"hello"));
+        assert!(!record_checks(&seg, 88, &bytes, b"hello"), "wrong offset");
+        assert!(!record_checks(&seg, 80, &bytes, b"hellp"), "wrong payload");
+        let mut other = seg;
+        other.salt ^= 1;
+        assert!(!record_checks(&other, 80, &bytes, b"hello"), "wrong salt");
+        assert_eq!(decoded.extent_bytes(&seg), 24);
+    }
+
+    #[test]
+    fn zeroed_and_erased_record_headers_never_validate() {
+        let seg = segment();
+        assert_eq!(
+            RecordHeader::decode(&[0; 16], 80, &seg, 0xFF),
+            Err(RecordDefect::Blank)
+        );
+        assert_eq!(
+            RecordHeader::decode(&[0xFF; 16], 80, &seg, 0xFF),
+            Err(RecordDefect::Blank)
+        );
+        // Zero length and zero checksum but plausible other fields: the
+        // stored checksum is never 0.
+        let mut bytes = [0u8; 16];
+        bytes[RECORD_SYNCED].copy_from_slice(&80u32.to_le_bytes());
+        assert!(!record_checks(&seg, 80, &bytes, b""));
+    }
+
+    #[test]
+    fn implausible_record_headers_are_rejected_before_any_read() {
+        let seg = segment();
+        let mut bytes = RecordHeader::encode(&seg, 80, 80, 0, b"x");
+        bytes[RECORD_LEN].copy_from_slice(&2000u32.to_le_bytes());
+        assert_eq!(
+            RecordHeader::decode(&bytes, 80, &seg, 0),
+            Err(RecordDefect::ImplausibleLength)
+        );
+        bytes[RECORD_LEN].copy_from_slice(&1000u32.to_le_bytes());
+        assert_eq!(
+            RecordHeader::decode(&bytes, 4000, &seg, 0),
+            Err(RecordDefect::ImplausibleLength)
+        );
+        let mut bytes = RecordHeader::encode(&seg, 80, 80, 0, b"x");
+        bytes[RECORD_FLAGS].copy_from_slice(&4u32.to_le_bytes());
+        assert_eq!(
+            RecordHeader::decode(&bytes, 80, &seg, 0),
+            Err(RecordDefect::BadField)
+        );
+        let bytes = RecordHeader::encode(&seg, 96, 96, 0, b"x");
+        assert_eq!(
+            RecordHeader::decode(&bytes, 88, &seg, 0),
+            Err(RecordDefect::BadField),
+            "synced past own offset"
+        );
+    }
+
+    #[test]
+    fn stored_checksum_is_never_zero() {
+        assert_eq!(stored_checksum(0), 1);
+        assert_eq!(stored_checksum(5), 5);
+    }
+}

@@ -1,0 +1,385 @@
+//! What to read from the device for a record read: pure decisions, no I/O.
+//!
+//! A reader keeps one buffer and remembers which span of the segment it
+//! holds (the [`Window`]). Reading a record is two decisions:
+//!
+//! 1. [`plan_header`]: is the record header already in the window, and if
+//!    not, how much to read from the record's offset. A random read takes the
+//!    header plus 2 KiB in one device read, so a record of 2 KiB or less never
+//!    needs a second one; a sequential read takes a 64 KiB read-ahead window.
+//! 2. [`plan_record`]: once the header gives the record's length, whether the
+//!    whole record is in the window, the window can be extended in place, a
+//!    fresh window must be read, or the record is larger than the buffer and
+//!    spills into the caller's output.
+//!
+//! Nothing is ever planned past the flushed offset, so a reader never sees
+//! bytes the writer has not made durable.
+
+use crate::format::RECORD_HEADER_LEN;
+
+/// How the caller is going to read: it picks how much to read ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ReadHint {
+    /// Records are read in no particular order: read the header and 2 KiB.
+    #[default]
+    Random,
+    /// Records are read one after the other: read a 64 KiB window ahead.
+    Sequential,
+}
+
+/// Payload bytes a random read takes along with the header.
+pub const RANDOM_READ_PAYLOAD_BYTES: u64 = 2048;
+/// Bytes of one random read: a header and 2 KiB of payload.
+pub const RANDOM_READ_BYTES: u64 = RECORD_HEADER_LEN as u64 + RANDOM_READ_PAYLOAD_BYTES;
+/// Bytes of one sequential read-ahead window.
+pub const SEQUENTIAL_WINDOW_BYTES: u64 = 64 * 1024;
+
+/// A span of segment offsets `[start, start + len_bytes)` held in the buffer
+/// from its first byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Window {
+    /// Segment offset of the buffer's first byte.
+    pub start: u64,
+    /// Valid bytes in the buffer.
+    pub len_bytes: u64,
+}
+
+impl Window {
+    /// One past the last offset held.
+    pub const fn end(&self) -> u64 {
+        self.start + self.len_bytes
+    }
+
+    /// `true` when `[start, start + len_bytes)` is entirely held.
+    pub const fn contains(&self, start: u64, len_bytes: u64) -> bool {
+        start >= self.start && start + len_bytes <= self.end()
+    }
+}
+
+/// One device read: `len_bytes` from segment offset `start` into the buffer
+/// at `buffer_offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fill {
+    /// Segment offset to read from.
+    pub start: u64,
+    /// Bytes to read.
+    pub len_bytes: u64,
+    /// Where in the buffer they go.
+    pub buffer_offset: u64,
+}
+
+/// The read, if any, needed before the header of the record at `offset`
+/// can be decoded.
+///
+/// `offset + RECORD_HEADER_LEN <= flushed_offset` and
+/// `buffer_len_bytes >= RANDOM_READ_BYTES` are the caller's to check.
+pub fn plan_header(
+    hint: ReadHint,
+    offset: u64,
+    window: Window,
+    flushed_offset: u64,
+    buffer_len_bytes: u64,
+) -> Option<Fill> {
+    assert!(offset + RECORD_HEADER_LEN as u64 <= flushed_offset);
+    assert!(buffer_len_bytes >= RANDOM_READ_BYTES);
+    if window.contains(offset, RECORD_HEADER_LEN as u64) {
+        return None;
+    }
+    let wanted = match hint {
+        ReadHint::Random => RANDOM_READ_BYTES,
+        ReadHint::Sequential => SEQUENTIAL_WINDOW_BYTES,
+    };
+    Some(Fill {
+        start: offset,
+        len_bytes: wanted.min(buffer_len_bytes).min(flushed_offset - offset),
+        buffer_offset: 0,
+    })
+}
+
+/// What to do once the header says the record spans `record_len_bytes`
+/// (header and payload) from `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordPlan {
+    /// The whole record is in the window: no read.
+    InWindow,
+    /// Read the given span into the buffer; afterwards the record is in the
+    /// window. The window after the read is `new_window`.
+    Read {
+        /// The read.
+        fill: Fill,
+        /// The window once the read is done.
+        new_window: Window,
+    },
+    /// The record is larger than the buffer: copy `[offset, window end)` to
+    /// the output, then read the remaining `rest_len_bytes` from
+    /// `rest_start` straight into the output.
+    Spill {
+        /// Segment offset of the first byte not in the window.
+        rest_start: u64,
+        /// Bytes to read into the output.
+        rest_len_bytes: u64,
+    },
+}
+
+/// The reads, if any, that bring the whole record at `offset` into reach.
+///
+/// The header at `offset` must be in `window` (see [`plan_header`]) and the
+/// record must end at or before `flushed_offset`.
+pub fn plan_record(
+    hint: ReadHint,
+    offset: u64,
+    record_len_bytes: u64,
+    window: Window,
+    flushed_offset: u64,
+    buffer_len_bytes: u64,
+) -> RecordPlan {
+    let record_end = offset + record_len_bytes;
+    assert!(window.contains(offset, RECORD_HEADER_LEN as u64));
+    assert!(record_end <= flushed_offset);
+    if window.contains(offset, record_len_bytes) {
+        return RecordPlan::InWindow;
+    }
+    // The buffer can hold the record where the window already puts it:
+    // read only the missing tail, so the header is never read twice.
+    if record_end - window.start <= buffer_len_bytes {
+        let read_end = match hint {
+            ReadHint::Random => record_end,
+            ReadHint::Sequential => (window.start + buffer_len_bytes).min(flushed_offset),
+        };
+        return RecordPlan::Read {
+            fill: Fill {
+                start: window.end(),
+                len_bytes: read_end - window.end(),
+                buffer_offset: window.len_bytes,
+            },
+            new_window: Window {
+                start: window.start,
+                len_bytes: read_end - window.start,
+            },
+        };
+    }
+    // It fits in the buffer, but only from the buffer's first byte: start a
+    // fresh window at the record.
+    if record_len_bytes <= buffer_len_bytes {
+        let read_end = match hint {
+            ReadHint::Random => record_end,
+            ReadHint::Sequential => (offset + buffer_len_bytes).min(flushed_offset),
+        };
+        return RecordPlan::Read {
+            fill: Fill {
+                start: offset,
+                len_bytes: read_end - offset,
+                buffer_offset: 0,
+            },
+            new_window: Window {
+                start: offset,
+                len_bytes: read_end - offset,
+            },
+        };
+    }
+    RecordPlan::Spill {
+        rest_start: window.end(),
+        rest_len_bytes: record_end - window.end(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: u64 = RECORD_HEADER_LEN as u64;
+    const EMPTY: Window = Window {
+        start: 0,
+        len_bytes: 0,
+    };
+
+    #[test]
+    fn random_header_read_takes_header_plus_2k_capped_by_flushed() {
+        let fill = plan_header(ReadHint::Random, 1000, EMPTY, 1_000_000, 65536).unwrap();
+        assert_eq!(
+            fill,
+            Fill {
+                start: 1000,
+                len_bytes: HEADER + 2048,
+                buffer_offset: 0
+            }
+        );
+        let fill = plan_header(ReadHint::Random, 1000, EMPTY, 1100, 65536).unwrap();
+        assert_eq!(fill.len_bytes, 100, "never past the flushed offset");
+    }
+
+    #[test]
+    fn sequential_header_read_takes_a_window_capped_by_buffer_and_flushed() {
+        let fill = plan_header(ReadHint::Sequential, 64, EMPTY, 10_000_000, 65536).unwrap();
+        assert_eq!(fill.len_bytes, 65536);
+        let fill = plan_header(ReadHint::Sequential, 64, EMPTY, 10_000_000, 4096).unwrap();
+        assert_eq!(fill.len_bytes, 4096);
+        let fill = plan_header(ReadHint::Sequential, 64, EMPTY, 1064, 65536).unwrap();
+        assert_eq!(fill.len_bytes, 1000);
+    }
+
+    #[test]
+    fn header_in_window_needs_no_read() {
+        let window = Window {
+            start: 64,
+            len_bytes: 4096,
+        };
+        assert_eq!(
+            plan_header(ReadHint::Sequential, 64, window, 1 << 20, 65536),
+            None
+        );
+        assert_eq!(
+            plan_header(ReadHint::Random, 4144, window, 1 << 20, 65536),
+            None
+        );
+        // Header straddles the window end: read.
+        assert!(plan_header(ReadHint::Random, 4150, window, 1 << 20, 65536).is_some());
+        // Before the window: read.
+        assert!(plan_header(ReadHint::Random, 0, window, 1 << 20, 65536).is_some());
+    }
+
+    #[test]
+    fn small_record_after_a_random_header_read_is_complete() {
+        for payload in [0u64, 1, 100, 2048] {
+            let fill = plan_header(ReadHint::Random, 64, EMPTY, 1 << 20, 65536).unwrap();
+            let window = Window {
+                start: fill.start,
+                len_bytes: fill.len_bytes,
+            };
+            assert_eq!(
+                plan_record(
+                    ReadHint::Random,
+                    64,
+                    HEADER + payload,
+                    window,
+                    1 << 20,
+                    65536
+                ),
+                RecordPlan::InWindow,
+                "payload {payload}"
+            );
+        }
+    }
+
+    #[test]
+    fn large_random_record_reads_only_its_missing_tail() {
+        let window = Window {
+            start: 64,
+            len_bytes: HEADER + 2048,
+        };
+        let plan = plan_record(ReadHint::Random, 64, HEADER + 5000, window, 1 << 20, 65536);
+        assert_eq!(
+            plan,
+            RecordPlan::Read {
+                fill: Fill {
+                    start: 64 + HEADER + 2048,
+                    len_bytes: 5000 - 2048,
+                    buffer_offset: HEADER + 2048
+                },
+                new_window: Window {
+                    start: 64,
+                    len_bytes: HEADER + 5000
+                },
+            }
+        );
+    }
+
+    #[test]
+    fn record_straddling_the_window_end_starts_a_fresh_window() {
+        let window = Window {
+            start: 0,
+            len_bytes: 65536,
+        };
+        let plan = plan_record(ReadHint::Sequential, 65000, 1000, window, 1 << 20, 65536);
+        assert_eq!(
+            plan,
+            RecordPlan::Read {
+                fill: Fill {
+                    start: 65000,
+                    len_bytes: 65536,
+                    buffer_offset: 0
+                },
+                new_window: Window {
+                    start: 65000,
+                    len_bytes: 65536
+                },
+            }
+        );
+    }
+
+    #[test]
+    fn sequential_extension_stops_at_flushed() {
+        let window = Window {
+            start: 0,
+            len_bytes: 100,
+        };
+        let plan = plan_record(ReadHint::Sequential, 64, 200, window, 500, 65536);
+        assert_eq!(
+            plan,
+            RecordPlan::Read {
+                fill: Fill {
+                    start: 100,
+                    len_bytes: 400,
+                    buffer_offset: 100
+                },
+                new_window: Window {
+                    start: 0,
+                    len_bytes: 500
+                },
+            }
+        );
+    }
+
+    #[test]
+    fn record_larger_than_the_buffer_spills() {
+        let window = Window {
+            start: 64,
+            len_bytes: 4096,
+        };
+        let plan = plan_record(ReadHint::Sequential, 64, 100_000, window, 1 << 20, 4096);
+        assert_eq!(
+            plan,
+            RecordPlan::Spill {
+                rest_start: 64 + 4096,
+                rest_len_bytes: 100_000 - 4096
+            }
+        );
+    }
+
+    #[test]
+    fn planned_reads_never_pass_flushed_or_overflow_the_buffer() {
+        // Exhaustive over a small grid of shapes.
+        let flushed = 3000u64;
+        for buffer in [RANDOM_READ_BYTES, 2100, 4096] {
+            for offset in (0..flushed - HEADER).step_by(40) {
+                for hint in [ReadHint::Random, ReadHint::Sequential] {
+                    let fill = plan_header(hint, offset, EMPTY, flushed, buffer).unwrap();
+                    assert!(fill.start + fill.len_bytes <= flushed);
+                    assert!(fill.buffer_offset + fill.len_bytes <= buffer);
+                    let window = Window {
+                        start: fill.start,
+                        len_bytes: fill.len_bytes,
+                    };
+                    for len in (HEADER..=flushed - offset).step_by(97) {
+                        match plan_record(hint, offset, len, window, flushed, buffer) {
+                            RecordPlan::InWindow => assert!(window.contains(offset, len)),
+                            RecordPlan::Read { fill, new_window } => {
+                                assert!(fill.start + fill.len_bytes <= flushed);
+                                assert!(fill.buffer_offset + fill.len_bytes <= buffer);
+                                assert_eq!(new_window.start + fill.buffer_offset, fill.start);
+                                assert!(new_window.contains(offset, len));
+                            }
+                            RecordPlan::Spill {
+                                rest_start,
+                                rest_len_bytes,
+                            } => {
+                                assert!(len > buffer);
+                                assert_eq!(rest_start + rest_len_bytes, offset + len);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

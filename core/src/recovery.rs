@@ -1,0 +1,525 @@
+//! The recovery scan: find where a segment's valid records end, and decide
+//! what the bytes after them are.
+//!
+//! # The walk
+//!
+//! From the first record position, validate one record after another
+//! (plausible header, checksum over salt, offset and payload) until a
+//! position fails. A batch whose last record (the one without
+//! [`FLAG_BATCH_CONTINUES`](crate::format::FLAG_BATCH_CONTINUES)) is missing
+//! is discarded whole: the records end where the batch began. That offset is
+//! the *records end*.
+//!
+//! # The probe
+//!
+//! Then every aligned position from the records end to the segment's end is
+//! looked at: blank units (all erased or all zero) are skipped, other bytes
+//! mark the *dirty end*, and any position holding a valid record is a *later
+//! record*. Its `synced` field says how far the segment was durable when it
+//! was written. A later record flagged
+//! [`FLAG_RESUMES_AFTER_HOLE`](crate::format::FLAG_RESUMES_AFTER_HOLE) whose
+//! `synced` equals the records end is the writer's own mark that it skipped a
+//! torn tail it could not erase (flash): the walk continues from it.
+//!
+//! # Decision table
+//!
+//! | bytes after the records end                         | class          | why                                                       |
+//! |-----------------------------------------------------|----------------|-----------------------------------------------------------|
+//! | all blank                                           | clean          | nothing was written past the last record                  |
+//! | dirty, no later record                              | torn           | a write in flight at the cut, never acknowledged          |
+//! | dirty, later records all with `synced <= end`       | torn           | unsynced writes that landed out of order; none was acked  |
+//! | a later record with `synced > end`                  | corrupt middle | the bad bytes had been synced when that record was written|
+//! | a `RESUMES_AFTER_HOLE` record with `synced == end`  | hole, continue | the writer skipped a torn tail it could not erase         |
+//!
+//! A torn tail is made harmless by the writer before its next write (zeroed
+//! on files, skipped with a `RESUMES_AFTER_HOLE` record on flash). A corrupt
+//! middle is an error in [`RecoveryMode::Strict`]; with
+//! [`RecoveryMode::TruncateAtCorruption`] it is treated as a torn tail and
+//! the discarded bytes are reported.
+//!
+//! One case no log can tell from a torn write: damage to the records of the
+//! very last sync, with nothing written after them. It is reported as a torn
+//! tail with the bytes discarded, never silently.
+//!
+//! Every loop is bounded by the segment size divided by the record alignment.
+
+use crate::device::BlockDevice;
+use crate::error::{Corruption, Error};
+use crate::format::{
+    FLAG_BATCH_CONTINUES, FLAG_RESUMES_AFTER_HOLE, RECORD_HEADER_LEN, RecordDefect, RecordHeader,
+    SegmentHeader, is_blank, record_hasher, stored_checksum,
+};
+use crate::read_plan::{self, ReadHint, RecordPlan, Window};
+
+/// What recovery does with a corrupt middle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum RecoveryMode {
+    /// Corruption of synced data is an error naming the segment and offset;
+    /// nothing synced is ever dropped.
+    #[default]
+    Strict,
+    /// Point-in-time recovery: cut the log at the first corruption and report
+    /// how much was dropped.
+    TruncateAtCorruption,
+}
+
+/// How the records of a segment end, as reported to the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TailState {
+    /// The records end in blank space.
+    Clean,
+    /// Bytes after the last valid record were discarded.
+    TruncatedAt {
+        /// Offset of the first discarded byte.
+        offset: u64,
+        /// How many bytes were discarded (up to the last non-blank unit).
+        bytes_discarded: u64,
+    },
+}
+
+/// The class of the bytes after the records end: the decision table's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TailClass {
+    /// Blank to the segment's end.
+    Clean,
+    /// Unacknowledged bytes from `offset` up to `dirty_end`.
+    Torn {
+        /// The records end.
+        offset: u32,
+        /// One past the last non-blank byte (rounded to the record alignment).
+        dirty_end: u32,
+    },
+    /// Synced records were damaged at `offset`.
+    Corrupt {
+        /// The records end.
+        offset: u32,
+        /// One past the last non-blank byte.
+        dirty_end: u32,
+        /// A record written after `offset` was synced.
+        next_valid_offset: u32,
+    },
+}
+
+/// A valid record found after the records end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaterRecord {
+    /// Its offset.
+    pub offset: u32,
+    /// Its `synced` field.
+    pub synced_offset: u32,
+}
+
+/// The decision table: classify the bytes after `records_end`.
+///
+/// `latest` is the later record with the largest `synced` field, if any.
+pub const fn classify_tail(
+    records_end: u32,
+    dirty_end: u32,
+    latest: Option<LaterRecord>,
+) -> TailClass {
+    if let Some(later) = latest
+        && later.synced_offset > records_end
+    {
+        return TailClass::Corrupt {
+            offset: records_end,
+            dirty_end,
+            next_valid_offset: later.offset,
+        };
+    }
+    if dirty_end <= records_end {
+        TailClass::Clean
+    } else {
+        TailClass::Torn {
+            offset: records_end,
+            dirty_end,
+        }
+    }
+}
+
+/// What the scan found in a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanReport {
+    /// Where the next record goes once the tail is dealt with.
+    pub records_end: u32,
+    /// Valid records before `records_end`.
+    pub record_count: u64,
+    /// Offset of the last valid record.
+    pub last_record_offset: Option<u32>,
+    /// The class of the bytes after `records_end`.
+    pub tail: TailClass,
+    /// Torn tails skipped inside the records (flash holes already marked).
+    pub holes_skipped: u32,
+}
+
+/// Smallest scratch buffer the scan accepts.
+pub const SCAN_SCRATCH_MIN_BYTES: usize = 2 * read_plan::RANDOM_READ_BYTES as usize;
+
+/// Reads and checks records of one segment through a scratch buffer.
+pub(crate) struct Validator<'a, D> {
+    pub(crate) device: &'a mut D,
+    pub(crate) segment_start: u64,
+    pub(crate) header: &'a SegmentHeader,
+    pub(crate) erased_byte: u8,
+    pub(crate) buffer: &'a mut [u8],
+    pub(crate) window: Window,
+}
+
+impl<D: BlockDevice> Validator<'_, D> {
+    fn fill(&mut self, start: u64, len_bytes: u64, buffer_offset: u64) -> Result<(), D::Error> {
+        let from = usize::try_from(buffer_offset).unwrap_or(usize::MAX);
+        let len = usize::try_from(len_bytes).unwrap_or(usize::MAX);
+        let target = &mut self.buffer[from..from + len];
+        self.device.read(self.segment_start + start, target)
+    }
+
+    /// Validates the record at `offset`, reading ahead up to `limit`.
+    /// Returns its header, or why it is not a record.
+    pub(crate) fn check(
+        &mut self,
+        offset: u32,
+        limit: u64,
+    ) -> Result<Result<RecordHeader, RecordDefect>, D::Error> {
+        let offset64 = u64::from(offset);
+        let buffer_len = self.buffer.len() as u64;
+        if offset64 + RECORD_HEADER_LEN as u64 > limit {
+            return Ok(Err(RecordDefect::ImplausibleLength));
+        }
+        if let Some(fill) = read_plan::plan_header(
+            ReadHint::Sequential,
+            offset64,
+            self.window,
+            limit,
+            buffer_len,
+        ) {
+            self.fill(fill.start, fill.len_bytes, 0)?;
+            self.window = Window {
+                start: fill.start,
+                len_bytes: fill.len_bytes,
+            };
+        }
+        let at = usize::try_from(offset64 - self.window.start).unwrap_or(usize::MAX);
+        let mut header_bytes = [0u8; RECORD_HEADER_LEN];
+        header_bytes.copy_from_slice(&self.buffer[at..at + RECORD_HEADER_LEN]);
+        let header =
+            match RecordHeader::decode(&header_bytes, offset, self.header, self.erased_byte) {
+                Ok(header) => header,
+                Err(defect) => return Ok(Err(defect)),
+            };
+        // Plan with the padded extent: it ends on a record boundary, so every
+        // read stays aligned to the device's read unit.
+        let record_len = header.extent_bytes(self.header);
+        if offset64 + record_len > limit {
+            return Ok(Err(RecordDefect::ImplausibleLength));
+        }
+        let mut hasher = record_hasher(self.header, offset, &header_bytes);
+        match read_plan::plan_record(
+            ReadHint::Sequential,
+            offset64,
+            record_len,
+            self.window,
+            limit,
+            buffer_len,
+        ) {
+            RecordPlan::InWindow => {}
+            RecordPlan::Read { fill, new_window } => {
+                self.fill(fill.start, fill.len_bytes, fill.buffer_offset)?;
+                self.window = new_window;
+            }
+            RecordPlan::Spill {
+                rest_start,
+                rest_len_bytes,
+            } => {
+                // Larger than the buffer: hash what is held, then stream the
+                // rest through the buffer in bounded chunks.
+                let payload_end = offset64 + RECORD_HEADER_LEN as u64 + u64::from(header.len_bytes);
+                let held_end = self.window.end().min(payload_end);
+                let held = usize::try_from(held_end - offset64).unwrap_or(usize::MAX);
+                hasher.update(&self.buffer[at + RECORD_HEADER_LEN..at + held]);
+                let mut next = rest_start;
+                let end = rest_start + rest_len_bytes;
+                while next < end {
+                    let chunk = (end - next).min(buffer_len);
+                    self.fill(next, chunk, 0)?;
+                    self.window = Window {
+                        start: next,
+                        len_bytes: chunk,
+                    };
+                    let hashed = payload_end.saturating_sub(next).min(chunk);
+                    let hashed = usize::try_from(hashed).unwrap_or(usize::MAX);
+                    hasher.update(&self.buffer[..hashed]);
+                    next += chunk;
+                }
+                return Ok(verdict(header, hasher.finalize()));
+            }
+        }
+        let at = usize::try_from(offset64 - self.window.start).unwrap_or(usize::MAX);
+        let payload_len = usize::try_from(header.len_bytes).unwrap_or(usize::MAX);
+        let payload_start = at + RECORD_HEADER_LEN;
+        hasher.update(&self.buffer[payload_start..payload_start + payload_len]);
+        Ok(verdict(header, hasher.finalize()))
+    }
+}
+
+fn verdict(header: RecordHeader, computed: u32) -> Result<RecordHeader, RecordDefect> {
+    if stored_checksum(computed) == header.checksum {
+        Ok(header)
+    } else {
+        Err(RecordDefect::BadChecksum)
+    }
+}
+
+/// The walk's result before the probe.
+struct Walk {
+    records_end: u32,
+    record_count: u64,
+    last_record_offset: Option<u32>,
+}
+
+/// Walks valid records from `from`, discarding an unfinished batch.
+fn walk<D: BlockDevice>(
+    validator: &mut Validator<'_, D>,
+    from: u32,
+    record_count: u64,
+    last_record_offset: Option<u32>,
+) -> Result<Walk, D::Error> {
+    let header = validator.header;
+    let segment_end = u64::from(header.segment_size_bytes);
+    let mut walk = Walk {
+        records_end: from,
+        record_count,
+        last_record_offset,
+    };
+    let mut position = from;
+    let mut count = record_count;
+    let mut last;
+    let max_steps = segment_end / u64::from(header.record_align_bytes()) + 1;
+    for _ in 0..max_steps {
+        let Ok(record) = validator.check(position, segment_end)? else {
+            break;
+        };
+        last = Some(position);
+        count += 1;
+        // Extents are bounded by the segment end, checked in `check`.
+        position =
+            u32::try_from(u64::from(position) + record.extent_bytes(header)).unwrap_or(u32::MAX);
+        if record.flags & FLAG_BATCH_CONTINUES == 0 {
+            walk = Walk {
+                records_end: position,
+                record_count: count,
+                last_record_offset: last,
+            };
+        }
+        if u64::from(position) >= segment_end {
+            break;
+        }
+    }
+    Ok(walk)
+}
+
+/// What the probe found after the records end.
+struct Probe {
+    dirty_end: u32,
+    latest: Option<LaterRecord>,
+    resume: Option<u32>,
+}
+
+/// Looks at every aligned unit from `from` to the segment's end.
+fn probe<D: BlockDevice>(validator: &mut Validator<'_, D>, from: u32) -> Result<Probe, D::Error> {
+    let header = validator.header;
+    let align = header.record_align_bytes();
+    let segment_end = header.segment_size_bytes;
+    let erased = validator.erased_byte;
+    let mut found = Probe {
+        dirty_end: from,
+        latest: None,
+        resume: None,
+    };
+    let mut position = from;
+    let max_steps = u64::from(segment_end) / u64::from(align) + 1;
+    for _ in 0..max_steps {
+        if position >= segment_end {
+            break;
+        }
+        let unit_len = align.min(segment_end - position);
+        if unit_is_blank(validator, position, unit_len, erased)? {
+            position += align;
+            continue;
+        }
+        found.dirty_end = position + unit_len;
+        match validator.check(position, u64::from(segment_end))? {
+            Ok(record) => {
+                let later = LaterRecord {
+                    offset: position,
+                    synced_offset: record.synced_offset,
+                };
+                if record.flags & FLAG_RESUMES_AFTER_HOLE != 0 && record.synced_offset == from {
+                    found.resume = Some(position);
+                    return Ok(found);
+                }
+                if found
+                    .latest
+                    .is_none_or(|l| later.synced_offset > l.synced_offset)
+                {
+                    found.latest = Some(later);
+                }
+                let end = u64::from(position) + record.extent_bytes(header);
+                found.dirty_end = u32::try_from(end).unwrap_or(segment_end);
+                position = found.dirty_end;
+            }
+            Err(_) => position += align,
+        }
+    }
+    Ok(found)
+}
+
+/// `true` when the `unit_len` bytes at `position` are blank. Reads through
+/// the validator's window so consecutive units cost one device read per window.
+fn unit_is_blank<D: BlockDevice>(
+    validator: &mut Validator<'_, D>,
+    position: u32,
+    unit_len: u32,
+    erased: u8,
+) -> Result<bool, D::Error> {
+    let start = u64::from(position);
+    let len = u64::from(unit_len);
+    if !validator.window.contains(start, len) {
+        let segment_end = u64::from(validator.header.segment_size_bytes);
+        let want = (validator.buffer.len() as u64).min(segment_end - start);
+        validator.fill(start, want, 0)?;
+        validator.window = Window {
+            start,
+            len_bytes: want,
+        };
+    }
+    let at = usize::try_from(start - validator.window.start).unwrap_or(usize::MAX);
+    let unit_len = usize::try_from(len).unwrap_or(usize::MAX);
+    Ok(is_blank(&validator.buffer[at..at + unit_len], erased))
+}
+
+/// Scans a segment: walks its records, probes the rest, classifies the tail.
+///
+/// `scratch` must hold at least [`SCAN_SCRATCH_MIN_BYTES`]; a larger one
+/// (64 KiB) means fewer, larger device reads. The device is only read.
+///
+/// # Errors
+///
+/// [`Error::Device`] when a read fails.
+pub fn scan<D: BlockDevice>(
+    device: &mut D,
+    segment_start: u64,
+    header: &SegmentHeader,
+    scratch: &mut [u8],
+) -> Result<ScanReport, Error<D::Error>> {
+    let geometry = device.geometry();
+    let read_size = geometry.read_size_bytes as usize;
+    let usable = scratch.len() - scratch.len() % read_size;
+    if usable < SCAN_SCRATCH_MIN_BYTES {
+        return Err(Error::Config(crate::error::ConfigError::Buffer));
+    }
+    let mut validator = Validator {
+        device,
+        segment_start,
+        header,
+        erased_byte: geometry.erased_byte,
+        buffer: &mut scratch[..usable],
+        window: Window::default(),
+    };
+    let mut from = header.records_start();
+    let mut record_count = 0;
+    let mut last_record_offset = None;
+    let mut holes_skipped = 0;
+    let max_holes = header.segment_size_bytes / header.record_align_bytes() + 1;
+    loop {
+        let walked =
+            walk(&mut validator, from, record_count, last_record_offset).map_err(Error::Device)?;
+        let found = probe(&mut validator, walked.records_end).map_err(Error::Device)?;
+        match found.resume {
+            Some(resume) if holes_skipped < max_holes => {
+                holes_skipped += 1;
+                from = resume;
+                record_count = walked.record_count;
+                last_record_offset = walked.last_record_offset;
+            }
+            _ => {
+                return Ok(ScanReport {
+                    records_end: walked.records_end,
+                    record_count: walked.record_count,
+                    last_record_offset: walked.last_record_offset,
+                    tail: classify_tail(walked.records_end, found.dirty_end, found.latest),
+                    holes_skipped,
+                });
+            }
+        }
+    }
+}
+
+/// The error for a corrupt middle found in strict mode.
+pub(crate) fn corrupt_error<E: crate::device::Error>(
+    header: &SegmentHeader,
+    offset: u32,
+    next_valid_offset: u32,
+) -> Error<E> {
+    Error::Corrupt {
+        segment: header.sequence,
+        offset: u64::from(offset),
+        reason: Corruption::SyncedDataDamaged {
+            next_valid_offset: u64::from(next_valid_offset),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decision_table() {
+        // Blank after the records end.
+        assert_eq!(classify_tail(100, 100, None), TailClass::Clean);
+        // Dirty bytes, nothing valid after them.
+        assert_eq!(
+            classify_tail(100, 180, None),
+            TailClass::Torn {
+                offset: 100,
+                dirty_end: 180
+            }
+        );
+        // Valid records after, written before the bad bytes were synced.
+        let unsynced = LaterRecord {
+            offset: 160,
+            synced_offset: 100,
+        };
+        assert_eq!(
+            classify_tail(100, 200, Some(unsynced)),
+            TailClass::Torn {
+                offset: 100,
+                dirty_end: 200
+            }
+        );
+        let older = LaterRecord {
+            offset: 160,
+            synced_offset: 64,
+        };
+        assert_eq!(
+            classify_tail(100, 200, Some(older)),
+            TailClass::Torn {
+                offset: 100,
+                dirty_end: 200
+            }
+        );
+        // A record written after the bad bytes had been synced.
+        let synced = LaterRecord {
+            offset: 160,
+            synced_offset: 120,
+        };
+        assert_eq!(
+            classify_tail(100, 200, Some(synced)),
+            TailClass::Corrupt {
+                offset: 100,
+                dirty_end: 200,
+                next_valid_offset: 160
+            }
+        );
+    }
+}
