@@ -419,7 +419,7 @@ impl RecordHeader {
         out[RECORD_LEN].copy_from_slice(&len_bytes.to_le_bytes());
         out[RECORD_SYNCED].copy_from_slice(&synced_offset.to_le_bytes());
         out[RECORD_FLAGS].copy_from_slice(&flags.to_le_bytes());
-        let mut hasher = record_hasher(segment, offset, &out);
+        let mut hasher = record_hasher(segment, u64::from(offset), &out);
         hasher.update(payload);
         let checksum = stored_checksum(hasher.finalize());
         out[RECORD_CHECKSUM].copy_from_slice(&checksum.to_le_bytes());
@@ -438,12 +438,12 @@ pub fn record_extent_bytes(len_bytes: u32, record_align_bytes: u32) -> u64 {
 /// payload: salt, offset and the header fields other than the checksum.
 pub fn record_hasher(
     segment: &SegmentHeader,
-    offset: u32,
+    offset: u64,
     header_bytes: &[u8; RECORD_HEADER_LEN],
 ) -> crate::checksum::Hasher {
     let mut hasher = segment.checksum_kind.hasher();
     hasher.update(&segment.salt.to_le_bytes());
-    hasher.update(&u64::from(offset).to_le_bytes());
+    hasher.update(&offset.to_le_bytes());
     hasher.update(&header_bytes[RECORD_LEN]);
     hasher.update(&header_bytes[RECORD_SYNCED.start..RECORD_FLAGS.end]);
     hasher
@@ -479,7 +479,7 @@ mod tests {
         bytes: &[u8; RECORD_HEADER_LEN],
         payload: &[u8],
     ) -> bool {
-        let mut hasher = record_hasher(seg, offset, bytes);
+        let mut hasher = record_hasher(seg, u64::from(offset), bytes);
         hasher.update(payload);
         stored_checksum(hasher.finalize()) == le_u32(bytes, RECORD_CHECKSUM)
     }

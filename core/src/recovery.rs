@@ -153,6 +153,8 @@ pub struct ScanReport {
 }
 
 /// Smallest scratch buffer the scan accepts.
+// The cast is exact: the constant is 4128.
+#[allow(clippy::cast_possible_truncation)]
 pub const SCAN_SCRATCH_MIN_BYTES: usize = 2 * read_plan::RANDOM_READ_BYTES as usize;
 
 /// Reads and checks records of one segment through a scratch buffer.
@@ -212,7 +214,7 @@ impl<D: BlockDevice> Validator<'_, D> {
         if offset64 + record_len > limit {
             return Ok(Err(RecordDefect::ImplausibleLength));
         }
-        let mut hasher = record_hasher(self.header, offset, &header_bytes);
+        let mut hasher = record_hasher(self.header, offset64, &header_bytes);
         match read_plan::plan_record(
             ReadHint::Sequential,
             offset64,
@@ -291,15 +293,12 @@ fn walk<D: BlockDevice>(
         last_record_offset,
     };
     let mut position = from;
-    let mut count = record_count;
-    let mut last;
     let max_steps = segment_end / u64::from(header.record_align_bytes()) + 1;
-    for _ in 0..max_steps {
+    for count in (record_count + 1..).take(usize::try_from(max_steps).unwrap_or(usize::MAX)) {
         let Ok(record) = validator.check(position, segment_end)? else {
             break;
         };
-        last = Some(position);
-        count += 1;
+        let last = Some(position);
         // Extents are bounded by the segment end, checked in `check`.
         position =
             u32::try_from(u64::from(position) + record.extent_bytes(header)).unwrap_or(u32::MAX);

@@ -74,7 +74,7 @@ impl SegmentConfig {
         if align > RECORD_ALIGN_MAX_BYTES {
             return Err(ConfigError::Geometry);
         }
-        if self.segment_size_bytes % align != 0 {
+        if !self.segment_size_bytes.is_multiple_of(align) {
             return Err(ConfigError::SegmentSize);
         }
         let records_start = align_up(
@@ -289,8 +289,10 @@ impl<D: BlockDevice> SegmentWriter<D> {
             .device
             .write(segment_start, &pieces)
             .map_err(Error::Device)?;
-        if zero_from < records_start as usize {
-            writer.write_zeros(zero_from as u32, records_start)?;
+        // `zero_from` is below `records_start`, a u32.
+        let zero_from = u32::try_from(zero_from).unwrap_or(records_start);
+        if zero_from < records_start {
+            writer.write_zeros(zero_from, records_start)?;
         }
         writer.device.sync().map_err(Error::Device)?;
         Ok(writer)
@@ -873,7 +875,7 @@ impl<D: BlockDevice, B: AsMut<[u8]> + AsRef<[u8]>> SegmentReader<D, B> {
         let at =
             usize::try_from(offset - self.window.start).unwrap_or(usize::MAX) + RECORD_HEADER_LEN;
         let payload = &self.buffer.as_ref()[at..at + header.len_bytes as usize];
-        let mut hasher = format::record_hasher(&self.header, offset as u32, &header_bytes);
+        let mut hasher = format::record_hasher(&self.header, offset, &header_bytes);
         hasher.update(payload);
         if format::stored_checksum(hasher.finalize()) != header.checksum {
             return Err(Error::NotARecord {
@@ -945,7 +947,7 @@ impl<D: BlockDevice, B: AsMut<[u8]> + AsRef<[u8]>> SegmentReader<D, B> {
                 out[held + direct..].copy_from_slice(&self.buffer.as_ref()[..rest_len - direct]);
             }
         }
-        let mut hasher = format::record_hasher(&self.header, offset as u32, header_bytes);
+        let mut hasher = format::record_hasher(&self.header, offset, header_bytes);
         hasher.update(out);
         if format::stored_checksum(hasher.finalize()) != header.checksum {
             return Err(Error::NotARecord {
