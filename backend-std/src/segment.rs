@@ -14,6 +14,11 @@ use segwal::{
 };
 
 use crate::error::{Error, Result};
+
+/// Each reader's buffer and the recovery scan's scratch: one sequential
+/// read-ahead window.
+const BUFFER_BYTES: usize = 64 * 1024;
+const _: () = assert!(BUFFER_BYTES as u64 == SEQUENTIAL_WINDOW_BYTES);
 use crate::file::FileDevice;
 use crate::salt::fresh_salt;
 
@@ -184,7 +189,7 @@ impl Writer {
     pub fn open_with(path: impl AsRef<Path>, mode: RecoveryMode) -> Result<Self> {
         let path = path.as_ref();
         let device = FileDevice::open(path).map_err(|e| Error::io(path, e))?;
-        let mut scratch = vec![0u8; SEQUENTIAL_WINDOW_BYTES as usize];
+        let mut scratch = vec![0u8; BUFFER_BYTES];
         let (inner, recovered) = SegmentWriter::open(device, 0, mode, &mut scratch)?;
         let flushed = FlushedOffset::new(inner.flushed_offset());
         Ok(Writer {
@@ -302,7 +307,7 @@ impl Reader {
     }
 
     fn from_device(device: FileDevice, flushed: Option<FlushedOffset>) -> Result<Self> {
-        let buffer = vec![0u8; SEQUENTIAL_WINDOW_BYTES as usize].into_boxed_slice();
+        let buffer = vec![0u8; BUFFER_BYTES].into_boxed_slice();
         let mut inner = SegmentReader::open(device, 0, buffer)?;
         match &flushed {
             Some(flushed) => inner.set_flushed_offset(flushed.get()),

@@ -612,3 +612,42 @@ mod tests {
         assert_eq!(stored_checksum(5), 5);
     }
 }
+
+#[cfg(test)]
+mod golden {
+    //! Pins format version 1 byte for byte: if one of these fails, the
+    //! format changed, and `FORMAT_VERSION` must change with it.
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> std::string::String {
+        use core::fmt::Write;
+        let mut out = std::string::String::new();
+        for b in bytes {
+            let _ = write!(out, "{b:02x}");
+        }
+        out
+    }
+
+    #[test]
+    fn version_1_bytes() {
+        let segment = SegmentHeader {
+            checksum_kind: ChecksumKind::Crc32c,
+            record_align_log2: 3,
+            user_area_len_bytes: 0,
+            sequence: 1,
+            base_lsn: 1,
+            salt: 0x0102_0304_0506_0708,
+            segment_size_bytes: 1 << 20,
+            record_len_max: 1 << 16,
+            user_area_checksum: 0,
+        };
+        assert_eq!(
+            hex(&segment.encode()),
+            "53454757414c001a01000103000000000100000000000000010000000000000008070605040302010000100000000100000000000000000000000000ea81d6a4"
+        );
+        assert_eq!(
+            hex(&RecordHeader::encode(&segment, 64, 64, 0, b"segwal")),
+            "06000000490814b24000000000000000"
+        );
+    }
+}

@@ -35,3 +35,8 @@ pub use segment::{
     Appended, BATCH_RECORDS_PER_WRITE, Payload, Record, Recovered, SegmentConfig, SegmentIdentity,
     SegmentReader, SegmentWriter, read_segment_header,
 };
+
+#[cfg(test)]
+extern crate std;
+#[cfg(test)]
+mod test_device;

@@ -101,18 +101,18 @@ pub enum TailClass {
     },
 }
 
-/// A valid record found after the records end.
+/// What the valid records found after the records end say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LaterRecord {
-    /// Its offset.
+    /// Offset of the first of them.
     pub offset: u32,
-    /// Its `synced` field.
+    /// The largest `synced` field among them.
     pub synced_offset: u32,
 }
 
 /// The decision table: classify the bytes after `records_end`.
 ///
-/// `latest` is the later record with the largest `synced` field, if any.
+/// `latest` sums up the valid records after the records end, if any.
 pub const fn classify_tail(
     records_end: u32,
     dirty_end: u32,
@@ -356,12 +356,15 @@ fn probe<D: BlockDevice>(validator: &mut Validator<'_, D>, from: u32) -> Result<
                     found.resume = Some(position);
                     return Ok(found);
                 }
-                if found
-                    .latest
-                    .is_none_or(|l| later.synced_offset > l.synced_offset)
-                {
-                    found.latest = Some(later);
-                }
+                // Report the first later record; decide on the largest
+                // `synced` (the fields only grow in write order).
+                found.latest = Some(match found.latest {
+                    None => later,
+                    Some(first) => LaterRecord {
+                        offset: first.offset,
+                        synced_offset: first.synced_offset.max(later.synced_offset),
+                    },
+                });
                 let end = u64::from(position) + record.extent_bytes(header);
                 found.dirty_end = u32::try_from(end).unwrap_or(segment_end);
                 position = found.dirty_end;
@@ -520,5 +523,188 @@ mod tests {
                 next_valid_offset: 160
             }
         );
+    }
+}
+
+#[cfg(test)]
+mod scan_tests {
+    use std::vec::Vec;
+
+    use super::*;
+    use crate::segment::{SegmentConfig, SegmentIdentity, SegmentWriter};
+    use crate::test_device::MemDevice;
+
+    const SEGMENT: u32 = 4096;
+
+    fn identity() -> SegmentIdentity {
+        SegmentIdentity {
+            sequence: 3,
+            base_lsn: 1,
+            salt: 0xABCD,
+        }
+    }
+
+    /// A segment with `count` records of 20 bytes, synced after each; returns
+    /// the device and the record offsets.
+    fn written(mut device: MemDevice, count: usize) -> (MemDevice, Vec<u64>) {
+        let config = SegmentConfig::new(SEGMENT);
+        let mut writer = SegmentWriter::create(&mut device, 0, &config, identity(), &[]).unwrap();
+        let mut offsets = Vec::new();
+        for i in 0..count {
+            offsets.push(
+                writer
+                    .append(&[u8::try_from(i).unwrap(); 20])
+                    .unwrap()
+                    .offset,
+            );
+            writer.sync().unwrap();
+        }
+        (device, offsets)
+    }
+
+    fn scan_of(device: &mut MemDevice) -> ScanReport {
+        let header = crate::segment::read_segment_header(device, 0).unwrap();
+        let mut scratch = [0u8; SCAN_SCRATCH_MIN_BYTES];
+        scan(device, 0, &header, &mut scratch).unwrap()
+    }
+
+    #[test]
+    fn clean_segment_scans_to_its_last_record() {
+        let (mut device, offsets) = written(MemDevice::file_like(u64::from(SEGMENT)), 5);
+        let report = scan_of(&mut device);
+        assert_eq!(report.record_count, 5);
+        assert_eq!(
+            report.last_record_offset,
+            Some(u32::try_from(offsets[4]).unwrap())
+        );
+        assert_eq!(report.tail, TailClass::Clean);
+    }
+
+    #[test]
+    fn a_cut_at_every_byte_of_the_last_record_is_a_torn_tail() {
+        let (full, offsets) = written(MemDevice::file_like(u64::from(SEGMENT)), 4);
+        let last = usize::try_from(offsets[3]).unwrap();
+        let end = last + 16 + 20; // the padding after it carries nothing
+        for cut in last..end {
+            for fill in [0x00u8, 0xA5] {
+                let mut device = full.clone();
+                device.bytes[cut..end].fill(fill);
+                let report = scan_of(&mut device);
+                assert_eq!(report.record_count, 3, "cut {cut} fill {fill:#x}");
+                assert_eq!(u64::from(report.records_end), offsets[3]);
+                let expected_dirty = cut > last || fill != 0;
+                match report.tail {
+                    TailClass::Clean => assert!(!expected_dirty, "cut {cut} fill {fill:#x}"),
+                    TailClass::Torn { offset, .. } => {
+                        assert!(expected_dirty);
+                        assert_eq!(u64::from(offset), offsets[3]);
+                    }
+                    other => panic!("cut {cut}: {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn damage_before_synced_records_is_corruption_not_a_tail() {
+        let (mut device, offsets) = written(MemDevice::file_like(u64::from(SEGMENT)), 4);
+        let second = usize::try_from(offsets[1]).unwrap();
+        device.bytes[second + 20] ^= 0x10;
+        let report = scan_of(&mut device);
+        assert_eq!(report.record_count, 1);
+        assert_eq!(
+            report.tail,
+            TailClass::Corrupt {
+                offset: u32::try_from(offsets[1]).unwrap(),
+                dirty_end: u32::try_from(offsets[3]).unwrap() + 40,
+                next_valid_offset: u32::try_from(offsets[2]).unwrap(),
+            }
+        );
+    }
+
+    #[test]
+    fn unsynced_records_after_a_lost_one_are_a_torn_tail() {
+        // Records 1..3 written without a sync in between; record 1 is lost
+        // but 2 and 3 reached the medium: nothing of it was acknowledged.
+        let mut device = MemDevice::file_like(u64::from(SEGMENT));
+        let config = SegmentConfig::new(SEGMENT);
+        let mut writer = SegmentWriter::create(&mut device, 0, &config, identity(), &[]).unwrap();
+        let first = writer.append(b"zero").unwrap().offset;
+        writer.sync().unwrap();
+        let lost = writer.append(b"one").unwrap().offset;
+        writer.append(b"two").unwrap();
+        writer.append(b"three").unwrap();
+        let lost = usize::try_from(lost).unwrap();
+        device.bytes[lost..lost + 24].fill(0);
+        let report = scan_of(&mut device);
+        assert_eq!(report.record_count, 1);
+        assert!(first < lost as u64);
+        assert!(matches!(report.tail, TailClass::Torn { offset, .. } if offset as usize == lost));
+    }
+
+    #[test]
+    fn an_unfinished_batch_is_discarded_whole() {
+        let mut device = MemDevice::file_like(u64::from(SEGMENT));
+        let config = SegmentConfig::new(SEGMENT);
+        let mut writer = SegmentWriter::create(&mut device, 0, &config, identity(), &[]).unwrap();
+        writer.append(b"before").unwrap();
+        writer.sync().unwrap();
+        let batch = writer.append_batch(&[b"a", b"b", b"c"]).unwrap();
+        // Lose the batch's last record only.
+        let last_record = usize::try_from(batch.end).unwrap() - 24;
+        device.bytes[last_record..last_record + 24].fill(0);
+        let report = scan_of(&mut device);
+        assert_eq!(report.record_count, 1);
+        assert_eq!(u64::from(report.records_end), batch.start);
+        assert!(matches!(report.tail, TailClass::Torn { .. }));
+    }
+
+    #[test]
+    fn flash_torn_tail_is_skipped_and_the_next_record_survives_reboots() {
+        let mut device = MemDevice::nor(8192, 4, 4096);
+        let config = SegmentConfig::new(SEGMENT);
+        let mut writer = SegmentWriter::create(&mut device, 0, &config, identity(), &[]).unwrap();
+        writer.append(b"kept").unwrap();
+        writer.sync().unwrap();
+        let torn = writer.append(&[0x11; 40]).unwrap().offset;
+        // Power cut half-way through programming: some words hold garbage.
+        let at = usize::try_from(torn).unwrap();
+        device.bytes[at + 8..at + 56].fill(0xFF);
+        device.bytes[at + 30] = 0x5A;
+        for reboot in 0..3 {
+            let mut scratch = [0u8; SCAN_SCRATCH_MIN_BYTES];
+            let (mut writer, recovered) =
+                SegmentWriter::open(&mut device, 0, RecoveryMode::Strict, &mut scratch).unwrap();
+            assert_eq!(recovered.record_count, 1 + reboot, "reboot {reboot}");
+            if reboot == 0 {
+                assert!(
+                    matches!(recovered.tail, TailState::TruncatedAt { offset, .. } if offset == torn)
+                );
+            } else {
+                assert_eq!(recovered.tail, TailState::Clean);
+            }
+            writer.append(b"after").unwrap();
+            writer.sync().unwrap();
+        }
+        let report = scan_of(&mut device);
+        assert_eq!(report.record_count, 4);
+        assert_eq!(report.holes_skipped, 1);
+    }
+
+    #[test]
+    fn scan_never_panics_on_arbitrary_bytes_after_a_valid_header() {
+        let (template, _) = written(MemDevice::file_like(u64::from(SEGMENT)), 0);
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..200 {
+            let mut device = template.clone();
+            for byte in &mut device.bytes[64..] {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *byte = state.to_le_bytes()[0];
+            }
+            let report = scan_of(&mut device);
+            assert_eq!(report.record_count, 0);
+        }
     }
 }
