@@ -44,17 +44,20 @@ pub(crate) struct State {
 
 /// Why `geometry` cannot back a RAM device, if it cannot.
 pub(crate) fn geometry_problem(geometry: &Geometry) -> Option<&'static str> {
+    // The capacity rule first: `Geometry::is_valid` checks it too, and the
+    // more specific message is the more useful one.
+    if geometry.erase_size_bytes != 0
+        && !geometry
+            .capacity_bytes
+            .is_multiple_of(u64::from(geometry.erase_size_bytes))
+    {
+        return Some("capacity_bytes must be a multiple of erase_size_bytes");
+    }
     if !geometry.is_valid() {
         return Some(
             "granularities must be non-zero powers of two with \
              read_size_bytes <= write_size_bytes <= erase_size_bytes",
         );
-    }
-    if !geometry
-        .capacity_bytes
-        .is_multiple_of(u64::from(geometry.erase_size_bytes))
-    {
-        return Some("capacity_bytes must be a multiple of erase_size_bytes");
     }
     if usize::try_from(geometry.capacity_bytes).is_err()
         || usize::try_from(geometry.erase_size_bytes).is_err()

@@ -22,6 +22,7 @@ mod device;
 mod error;
 pub mod format;
 pub mod read_plan;
+mod reader;
 pub mod recovery;
 mod segment;
 
@@ -30,10 +31,11 @@ pub use device::{BlockDevice, Error as DeviceError, ErrorKind, ErrorType, Geomet
 pub use error::{ConfigError, Corruption, Error};
 pub use format::{HeaderDefect, RecordDefect, SegmentHeader};
 pub use read_plan::{RANDOM_READ_BYTES, ReadHint, SEQUENTIAL_WINDOW_BYTES};
+pub use reader::{Payload, Record, SegmentCursor, SegmentReader};
 pub use recovery::{RecoveryMode, SCAN_SCRATCH_MIN_BYTES, ScanReport, TailClass, TailState};
 pub use segment::{
-    Appended, BATCH_RECORDS_PER_WRITE, Payload, Record, Recovered, SegmentConfig, SegmentIdentity,
-    SegmentReader, SegmentWriter, read_segment_header,
+    Appended, BATCH_RECORDS_PER_WRITE, Recovered, SegmentAppender, SegmentConfig, SegmentIdentity,
+    SegmentWriter, USER_AREA_MAX_BYTES, read_segment_header,
 };
 
 #[cfg(test)]

@@ -1,0 +1,498 @@
+//! Reading records of one segment: checked, zero-copy where they fit.
+//!
+//! What to read is decided by [`read_plan`](crate::read_plan); this module
+//! only carries it out and verifies every checksum.
+
+use core::ops::Deref;
+
+use crate::device::{BlockDevice, Error as DeviceError};
+use crate::error::{ConfigError, Corruption, Error};
+use crate::format::{
+    self, RECORD_HEADER_LEN, RecordDefect, RecordHeader, SEGMENT_HEADER_LEN, SegmentHeader,
+};
+use crate::read_plan::{self, ReadHint, RecordPlan, Window};
+use crate::recovery::{self, ScanReport};
+use crate::segment::read_segment_header;
+
+/// A payload: borrowed from the reader's buffer when it fits (zero-copy),
+/// owned when it does not (with the `alloc` feature).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Payload<'a> {
+    /// Points into the reader's buffer.
+    Borrowed(&'a [u8]),
+    /// Copied out because the record is larger than the reader's buffer.
+    #[cfg(feature = "alloc")]
+    Owned(alloc::vec::Vec<u8>),
+}
+
+impl Deref for Payload<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Payload::Borrowed(bytes) => bytes,
+            #[cfg(feature = "alloc")]
+            Payload::Owned(bytes) => bytes,
+        }
+    }
+}
+
+/// A record read from a segment.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// Offset of the record.
+    pub offset: u64,
+    /// Offset of the record after it (or the end of the records).
+    pub next_offset: u64,
+    /// The payload, checksum verified.
+    pub payload: Payload<'a>,
+}
+
+/// The state of reading one segment, without its device: the buffer, what
+/// it holds, and how far the reader may read. The log passes the device to
+/// each call; [`SegmentReader`] bundles the two.
+///
+/// The buffer decides the read sizes: at least
+/// [`RANDOM_READ_BYTES`](crate::RANDOM_READ_BYTES) (header + 2 KiB), and
+/// [`SEQUENTIAL_WINDOW_BYTES`](crate::SEQUENTIAL_WINDOW_BYTES) (64 KiB) for
+/// full read-ahead. Records that fit come back borrowed from it.
+#[derive(Debug)]
+pub struct SegmentCursor<B> {
+    segment_start: u64,
+    header: SegmentHeader,
+    erased_byte: u8,
+    read_size_bytes: u32,
+    buffer: B,
+    window: Window,
+    flushed_offset: u64,
+}
+
+impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
+    /// Opens the segment at `segment_start` for reading. Nothing is readable
+    /// until [`set_flushed_offset`](Self::set_flushed_offset) says how far.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a buffer under `RANDOM_READ_BYTES`;
+    /// [`Error::Corrupt`] for a bad header; [`Error::Device`].
+    pub fn open<D: BlockDevice>(
+        device: &mut D,
+        segment_start: u64,
+        buffer: B,
+    ) -> Result<Self, Error<D::Error>> {
+        let header = read_segment_header(device, segment_start)?;
+        let erased_byte = device.geometry().erased_byte;
+        let read_size_bytes = device.geometry().read_size_bytes;
+        let read_size = read_size_bytes as usize;
+        let usable = buffer.as_ref().len() - buffer.as_ref().len() % read_size;
+        if (usable as u64) < read_plan::RANDOM_READ_BYTES {
+            return Err(Error::Config(ConfigError::Buffer));
+        }
+        let flushed_offset = u64::from(header.records_start());
+        Ok(SegmentCursor {
+            segment_start,
+            header,
+            erased_byte,
+            read_size_bytes,
+            buffer,
+            window: Window::default(),
+            flushed_offset,
+        })
+    }
+
+    /// Scans the segment and makes every valid record readable: for a
+    /// segment no writer holds. Returns what the scan found; nothing is
+    /// written.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Device`] when a read fails.
+    pub fn recover_flushed_offset<D: BlockDevice>(
+        &mut self,
+        device: &mut D,
+    ) -> Result<ScanReport, Error<D::Error>> {
+        let report = recovery::scan(
+            device,
+            self.segment_start,
+            &self.header,
+            self.buffer.as_mut(),
+        )?;
+        self.window = Window::default();
+        self.flushed_offset = u64::from(report.records_end);
+        Ok(report)
+    }
+
+    /// Lets the reader read records that end at or before `flushed_offset`
+    /// (a writer's [`flushed_offset`](SegmentWriter::flushed_offset)).
+    pub fn set_flushed_offset(&mut self, flushed_offset: u64) {
+        let records_start = u64::from(self.header.records_start());
+        self.flushed_offset =
+            flushed_offset.clamp(records_start, u64::from(self.header.segment_size_bytes));
+    }
+
+    /// How far the reader may read.
+    pub fn flushed_offset(&self) -> u64 {
+        self.flushed_offset
+    }
+
+    /// The segment's header.
+    pub fn header(&self) -> &SegmentHeader {
+        &self.header
+    }
+
+    /// Offset of the first record.
+    pub fn records_start(&self) -> u64 {
+        u64::from(self.header.records_start())
+    }
+
+    /// Reads the application's user area into `out`, checking its checksum.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BufferTooSmall`] when `out` is not the area's length,
+    /// [`Error::Corrupt`] on a checksum mismatch, [`Error::Device`].
+    pub fn read_user_area<D: BlockDevice>(
+        &mut self,
+        device: &mut D,
+        out: &mut [u8],
+    ) -> Result<(), Error<D::Error>> {
+        let len = self.header.user_area_len_bytes as usize;
+        if out.len() != len {
+            return Err(Error::BufferTooSmall {
+                needed_bytes: len as u64,
+                len_bytes: out.len() as u64,
+            });
+        }
+        device
+            .read(self.segment_start + SEGMENT_HEADER_LEN as u64, out)
+            .map_err(Error::Device)?;
+        if self.header.checksum_kind.checksum(out) != self.header.user_area_checksum {
+            return Err(Error::Corrupt {
+                segment: self.header.sequence,
+                offset: SEGMENT_HEADER_LEN as u64,
+                reason: Corruption::UserArea,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_offset<E: DeviceError>(&self, offset: u64) -> Result<(), Error<E>> {
+        let records_start = u64::from(self.header.records_start());
+        let aligned = offset.is_multiple_of(u64::from(self.header.record_align_bytes()));
+        if !aligned
+            || offset < records_start
+            || offset + RECORD_HEADER_LEN as u64 > self.flushed_offset
+        {
+            return Err(Error::OutOfRange {
+                offset,
+                records_start,
+                flushed_offset: self.flushed_offset,
+            });
+        }
+        Ok(())
+    }
+
+    fn fill<D: BlockDevice>(
+        &mut self,
+        device: &mut D,
+        start: u64,
+        len_bytes: u64,
+        buffer_offset: u64,
+    ) -> Result<(), Error<D::Error>> {
+        let from = usize::try_from(buffer_offset).unwrap_or(usize::MAX);
+        let len = usize::try_from(len_bytes).unwrap_or(usize::MAX);
+        let buffer = &mut self.buffer.as_mut()[from..from + len];
+        device
+            .read(self.segment_start + start, buffer)
+            .map_err(Error::Device)
+    }
+
+    fn usable_buffer_len(&self) -> u64 {
+        let read_size = u64::from(self.read_size_bytes);
+        let len = self.buffer.as_ref().len() as u64;
+        len - len % read_size
+    }
+
+    /// Brings the header at `offset` into the window and decodes it.
+    fn header_at<D: BlockDevice>(
+        &mut self,
+        device: &mut D,
+        offset: u64,
+        hint: ReadHint,
+    ) -> Result<(RecordHeader, [u8; RECORD_HEADER_LEN]), Error<D::Error>> {
+        self.check_offset(offset)?;
+        let buffer_len = self.usable_buffer_len();
+        if let Some(fill) =
+            read_plan::plan_header(hint, offset, self.window, self.flushed_offset, buffer_len)
+        {
+            // Invalidate first: a failed read leaves the buffer undefined.
+            self.window = Window::default();
+            self.fill(device, fill.start, fill.len_bytes, fill.buffer_offset)?;
+            self.window = Window {
+                start: fill.start,
+                len_bytes: fill.len_bytes,
+            };
+        }
+        let at = usize::try_from(offset - self.window.start).unwrap_or(usize::MAX);
+        let mut bytes = [0u8; RECORD_HEADER_LEN];
+        bytes.copy_from_slice(&self.buffer.as_ref()[at..at + RECORD_HEADER_LEN]);
+        let offset32 = u32::try_from(offset).unwrap_or(u32::MAX);
+        let not_a_record = |reason| Error::NotARecord {
+            segment: self.header.sequence,
+            offset,
+            reason,
+        };
+        let header = RecordHeader::decode(&bytes, offset32, &self.header, self.erased_byte)
+            .map_err(not_a_record)?;
+        let record_end = offset + RECORD_HEADER_LEN as u64 + u64::from(header.len_bytes);
+        if record_end > self.flushed_offset {
+            return Err(not_a_record(RecordDefect::ImplausibleLength));
+        }
+        Ok((header, bytes))
+    }
+
+    /// Reads and checks the record at `offset`. Payloads that fit the
+    /// buffer come back borrowed; larger ones owned (`alloc` feature) or,
+    /// without it, as [`Error::BufferTooSmall`] (use
+    /// [`read_record_into`](Self::read_record_into)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfRange`] for an offset outside the flushed records or
+    /// not on a record boundary; [`Error::NotARecord`] when the bytes there
+    /// do not validate; [`Error::Device`].
+    pub fn read_record<D: BlockDevice>(
+        &mut self,
+        device: &mut D,
+        offset: u64,
+        hint: ReadHint,
+    ) -> Result<Record<'_>, Error<D::Error>> {
+        let (header, header_bytes) = self.header_at(device, offset, hint)?;
+        // The padded extent ends on a record boundary at or before the
+        // flushed offset, so reads planned with it stay read-unit aligned.
+        let record_len = header.extent_bytes(&self.header);
+        let next_offset = offset + record_len;
+        let buffer_len = self.usable_buffer_len();
+        match read_plan::plan_record(
+            hint,
+            offset,
+            record_len,
+            self.window,
+            self.flushed_offset,
+            buffer_len,
+        ) {
+            RecordPlan::InWindow => {}
+            RecordPlan::Read { fill, new_window } => {
+                self.window = Window::default();
+                self.fill(device, fill.start, fill.len_bytes, fill.buffer_offset)?;
+                self.window = new_window;
+            }
+            RecordPlan::Spill { .. } => {
+                #[cfg(feature = "alloc")]
+                {
+                    let mut owned = alloc::vec![0u8; header.len_bytes as usize];
+                    self.read_spilled(device, offset, header, &header_bytes, &mut owned)?;
+                    return Ok(Record {
+                        offset,
+                        next_offset,
+                        payload: Payload::Owned(owned),
+                    });
+                }
+                #[cfg(not(feature = "alloc"))]
+                return Err(Error::BufferTooSmall {
+                    needed_bytes: u64::from(header.len_bytes),
+                    len_bytes: buffer_len,
+                });
+            }
+        }
+        let at =
+            usize::try_from(offset - self.window.start).unwrap_or(usize::MAX) + RECORD_HEADER_LEN;
+        let payload = &self.buffer.as_ref()[at..at + header.len_bytes as usize];
+        let mut hasher = format::record_hasher(&self.header, offset, &header_bytes);
+        hasher.update(payload);
+        if format::stored_checksum(hasher.finalize()) != header.checksum {
+            return Err(Error::NotARecord {
+                segment: self.header.sequence,
+                offset,
+                reason: RecordDefect::BadChecksum,
+            });
+        }
+        Ok(Record {
+            offset,
+            next_offset,
+            payload: Payload::Borrowed(payload),
+        })
+    }
+
+    /// Reads the record at `offset` into `out` and returns its length and the
+    /// next record's offset. Works for records of any size, without `alloc`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`read_record`](Self::read_record), plus
+    /// [`Error::BufferTooSmall`] when `out` is shorter than the payload.
+    pub fn read_record_into<D: BlockDevice>(
+        &mut self,
+        device: &mut D,
+        offset: u64,
+        hint: ReadHint,
+        out: &mut [u8],
+    ) -> Result<(usize, u64), Error<D::Error>> {
+        let (header, header_bytes) = self.header_at(device, offset, hint)?;
+        let len = header.len_bytes as usize;
+        if out.len() < len {
+            return Err(Error::BufferTooSmall {
+                needed_bytes: len as u64,
+                len_bytes: out.len() as u64,
+            });
+        }
+        self.read_spilled(device, offset, header, &header_bytes, &mut out[..len])?;
+        Ok((len, offset + header.extent_bytes(&self.header)))
+    }
+
+    /// Copies the payload part held in the window into `out`, reads the
+    /// rest straight into `out`, and checks the checksum.
+    fn read_spilled<D: BlockDevice>(
+        &mut self,
+        device: &mut D,
+        offset: u64,
+        header: RecordHeader,
+        header_bytes: &[u8; RECORD_HEADER_LEN],
+        out: &mut [u8],
+    ) -> Result<(), Error<D::Error>> {
+        let payload_start = offset + RECORD_HEADER_LEN as u64;
+        let payload_end = payload_start + u64::from(header.len_bytes);
+        let held_end = self.window.end().min(payload_end).max(payload_start);
+        let held = usize::try_from(held_end - payload_start).unwrap_or(0);
+        let at = usize::try_from(payload_start - self.window.start).unwrap_or(usize::MAX);
+        out[..held].copy_from_slice(&self.buffer.as_ref()[at..at + held]);
+        if held < out.len() {
+            // `held_end` is the window's end, read-unit aligned; the last
+            // partial unit goes through the buffer, inside the record's padding.
+            let read_size = self.read_size_bytes as usize;
+            let rest_len = out.len() - held;
+            let direct = rest_len - rest_len % read_size;
+            let direct_out = &mut out[held..held + direct];
+            device
+                .read(self.segment_start + held_end, direct_out)
+                .map_err(Error::Device)?;
+            if direct < rest_len {
+                self.window = Window::default();
+                self.fill(device, held_end + direct as u64, read_size as u64, 0)?;
+                out[held + direct..].copy_from_slice(&self.buffer.as_ref()[..rest_len - direct]);
+            }
+        }
+        let mut hasher = format::record_hasher(&self.header, offset, header_bytes);
+        hasher.update(out);
+        if format::stored_checksum(hasher.finalize()) != header.checksum {
+            return Err(Error::NotARecord {
+                segment: self.header.sequence,
+                offset,
+                reason: RecordDefect::BadChecksum,
+            });
+        }
+        Ok(())
+    }
+
+    /// Gives the buffer back.
+    pub fn into_buffer(self) -> B {
+        self.buffer
+    }
+}
+
+/// Reads records of one segment through a buffer it owns.
+///
+/// The buffer decides the read sizes: at least
+/// [`RANDOM_READ_BYTES`](crate::RANDOM_READ_BYTES) (header + 2 KiB), and
+/// [`SEQUENTIAL_WINDOW_BYTES`](crate::SEQUENTIAL_WINDOW_BYTES) (64 KiB) for
+/// full read-ahead. Records that fit come back borrowed from it.
+#[derive(Debug)]
+pub struct SegmentReader<D, B> {
+    device: D,
+    cursor: SegmentCursor<B>,
+}
+
+impl<D: BlockDevice, B: AsMut<[u8]> + AsRef<[u8]>> SegmentReader<D, B> {
+    /// Opens the segment at `segment_start`; see [`SegmentCursor::open`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`SegmentCursor::open`].
+    pub fn open(mut device: D, segment_start: u64, buffer: B) -> Result<Self, Error<D::Error>> {
+        let cursor = SegmentCursor::open(&mut device, segment_start, buffer)?;
+        Ok(SegmentReader { device, cursor })
+    }
+
+    /// Scans the segment to make every valid record readable; see
+    /// [`SegmentCursor::recover_flushed_offset`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`SegmentCursor::recover_flushed_offset`].
+    pub fn recover_flushed_offset(&mut self) -> Result<ScanReport, Error<D::Error>> {
+        self.cursor.recover_flushed_offset(&mut self.device)
+    }
+
+    /// Lets the reader read records that end at or before `flushed_offset`.
+    pub fn set_flushed_offset(&mut self, flushed_offset: u64) {
+        self.cursor.set_flushed_offset(flushed_offset);
+    }
+
+    /// How far the reader may read.
+    pub fn flushed_offset(&self) -> u64 {
+        self.cursor.flushed_offset()
+    }
+
+    /// The segment's header.
+    pub fn header(&self) -> &SegmentHeader {
+        self.cursor.header()
+    }
+
+    /// Offset of the first record.
+    pub fn records_start(&self) -> u64 {
+        self.cursor.records_start()
+    }
+
+    /// Reads the user area; see [`SegmentCursor::read_user_area`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`SegmentCursor::read_user_area`].
+    pub fn read_user_area(&mut self, out: &mut [u8]) -> Result<(), Error<D::Error>> {
+        self.cursor.read_user_area(&mut self.device, out)
+    }
+
+    /// Reads and checks the record at `offset`; see
+    /// [`SegmentCursor::read_record`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`SegmentCursor::read_record`].
+    pub fn read_record(
+        &mut self,
+        offset: u64,
+        hint: ReadHint,
+    ) -> Result<Record<'_>, Error<D::Error>> {
+        self.cursor.read_record(&mut self.device, offset, hint)
+    }
+
+    /// Reads the record at `offset` into `out`; see
+    /// [`SegmentCursor::read_record_into`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`SegmentCursor::read_record_into`].
+    pub fn read_record_into(
+        &mut self,
+        offset: u64,
+        hint: ReadHint,
+        out: &mut [u8],
+    ) -> Result<(usize, u64), Error<D::Error>> {
+        self.cursor
+            .read_record_into(&mut self.device, offset, hint, out)
+    }
+
+    /// The device, for callers that need to hand it on.
+    pub fn into_device(self) -> D {
+        self.device
+    }
+}
