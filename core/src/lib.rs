@@ -25,12 +25,14 @@ pub mod read_plan;
 mod reader;
 pub mod recovery;
 mod segment;
+mod store;
 
 pub use checksum::{ChecksumKind, Hasher};
 pub use device::{BlockDevice, Error as DeviceError, ErrorKind, ErrorType, Geometry, check_range};
 pub use error::{ConfigError, Corruption, Error};
 pub use format::{HeaderDefect, RecordDefect, SegmentHeader};
 pub use read_plan::{RANDOM_READ_BYTES, ReadHint, SEQUENTIAL_WINDOW_BYTES};
+pub use store::{SegmentId, SegmentStore};
 pub use reader::{Payload, Record, SegmentCursor, SegmentReader};
 pub use recovery::{RecoveryMode, SCAN_SCRATCH_MIN_BYTES, ScanReport, TailClass, TailState};
 pub use segment::{
