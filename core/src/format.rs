@@ -26,7 +26,7 @@
 //! | 40..44 | segment_size_bytes    | u32    | size of the whole segment, header included         |
 //! | 44..48 | record_len_max        | u32    | largest payload a record may carry                 |
 //! | 48..52 | user_area_checksum    | u32    | checksum of the user area                          |
-//! | 52..60 | reserved              | zero   | must be zero in version 1                          |
+//! | 52..60 | prev_sequence         | u64    | the segment this one follows; its own for a first  |
 //! | 60..64 | header_checksum       | u32    | checksum of bytes 0..60                            |
 //!
 //! Both checksums use the segment's `checksum_kind`.
@@ -57,7 +57,8 @@
 //!   atomic batch follows; a batch whose last record is missing is discarded
 //!   whole. Bit 1 [`FLAG_RESUMES_AFTER_HOLE`]: the bytes from `synced` up to
 //!   this record are a torn tail that could not be erased in place (flash);
-//!   the scan skips them. Other bits must be zero.
+//!   the scan skips them. Bit 2 [`FLAG_MARKER`]: a clean-close marker, not
+//!   user data (see [`MARKER_MAGIC`]). Other bits must be zero.
 //! - padding: zeros up to the next multiple of `record_align`, so every
 //!   record starts aligned and a device never sees a partial write unit.
 
@@ -94,11 +95,11 @@ pub const HEADER_RECORD_LEN_MAX: Range<usize> =
 /// Segment header field: checksum of the user area.
 pub const HEADER_USER_AREA_CHECKSUM: Range<usize> =
     HEADER_RECORD_LEN_MAX.end..HEADER_RECORD_LEN_MAX.end + 4;
-/// Segment header field: reserved, zero.
-pub const HEADER_RESERVED: Range<usize> =
+/// Segment header field: sequence of the preceding segment in the log.
+pub const HEADER_PREV_SEQUENCE: Range<usize> =
     HEADER_USER_AREA_CHECKSUM.end..HEADER_USER_AREA_CHECKSUM.end + 8;
 /// Segment header field: checksum of everything before it.
-pub const HEADER_CHECKSUM: Range<usize> = HEADER_RESERVED.end..HEADER_RESERVED.end + 4;
+pub const HEADER_CHECKSUM: Range<usize> = HEADER_PREV_SEQUENCE.end..HEADER_PREV_SEQUENCE.end + 4;
 /// Size of the fixed segment header.
 pub const SEGMENT_HEADER_LEN: usize = HEADER_CHECKSUM.end;
 const _: () = assert!(SEGMENT_HEADER_LEN == 64);
@@ -119,7 +120,16 @@ const _: () = assert!(RECORD_HEADER_LEN == 16);
 pub const FLAG_BATCH_CONTINUES: u32 = 1 << 0;
 /// Flag: the bytes between `synced` and this record are a skipped torn tail.
 pub const FLAG_RESUMES_AFTER_HOLE: u32 = 1 << 1;
-const FLAGS_KNOWN: u32 = FLAG_BATCH_CONTINUES | FLAG_RESUMES_AFTER_HOLE;
+/// Flag: a clean-close marker written by the log, not user data. Its payload
+/// is the segment's record count (u64), zeros, and [`MARKER_MAGIC`] in the
+/// last four bytes, sized so the marker fills its aligned extent: the last
+/// non-blank unit before clean space is then the marker's own last unit.
+pub const FLAG_MARKER: u32 = 1 << 2;
+const FLAGS_KNOWN: u32 = FLAG_BATCH_CONTINUES | FLAG_RESUMES_AFTER_HOLE | FLAG_MARKER;
+/// The last four bytes of a marker's payload.
+pub const MARKER_MAGIC: [u8; 4] = *b"SWCL";
+/// Smallest marker payload: the record count and the magic.
+pub const MARKER_PAYLOAD_MIN_BYTES: usize = 12;
 
 /// Smallest record alignment: 8 bytes, so a scan looking for record starts
 /// in damaged space tests one position in eight.
@@ -176,6 +186,9 @@ pub struct SegmentHeader {
     pub record_len_max: u32,
     /// Checksum of the user area.
     pub user_area_checksum: u32,
+    /// Sequence of the segment this one follows in the log; equal to
+    /// `sequence` for the first segment of a log.
+    pub prev_sequence: u64,
 }
 
 fn read_u16(bytes: &[u8; SEGMENT_HEADER_LEN], range: Range<usize>) -> u16 {
@@ -235,6 +248,7 @@ impl SegmentHeader {
         out[HEADER_SEGMENT_SIZE].copy_from_slice(&self.segment_size_bytes.to_le_bytes());
         out[HEADER_RECORD_LEN_MAX].copy_from_slice(&self.record_len_max.to_le_bytes());
         out[HEADER_USER_AREA_CHECKSUM].copy_from_slice(&self.user_area_checksum.to_le_bytes());
+        out[HEADER_PREV_SEQUENCE].copy_from_slice(&self.prev_sequence.to_le_bytes());
         let checksum = self.checksum_kind.checksum(&out[..HEADER_CHECKSUM.start]);
         out[HEADER_CHECKSUM].copy_from_slice(&checksum.to_le_bytes());
         debug_assert_eq!(Self::decode(&out), Ok(*self), "encode/decode disagree");
@@ -263,9 +277,6 @@ impl SegmentHeader {
         if checksum_kind.checksum(&bytes[..HEADER_CHECKSUM.start]) != stored {
             return Err(HeaderDefect::BadChecksum);
         }
-        if bytes[HEADER_RESERVED].iter().any(|&b| b != 0) {
-            return Err(HeaderDefect::BadField("reserved"));
-        }
         let header = SegmentHeader {
             checksum_kind,
             record_align_log2: bytes[HEADER_ALIGN_LOG2.start],
@@ -276,6 +287,7 @@ impl SegmentHeader {
             segment_size_bytes: le_u32(bytes, HEADER_SEGMENT_SIZE),
             record_len_max: le_u32(bytes, HEADER_RECORD_LEN_MAX),
             user_area_checksum: le_u32(bytes, HEADER_USER_AREA_CHECKSUM),
+            prev_sequence: le_u64(bytes, HEADER_PREV_SEQUENCE),
         };
         header.validate().map(|()| header)
     }
@@ -287,6 +299,9 @@ impl SegmentHeader {
     ///
     /// [`HeaderDefect::BadField`] naming the first field that breaks a rule.
     pub fn validate(&self) -> Result<(), HeaderDefect> {
+        if self.prev_sequence > self.sequence {
+            return Err(HeaderDefect::BadField("prev_sequence"));
+        }
         let align_log2 = u32::from(self.record_align_log2);
         if align_log2 < RECORD_ALIGN_MIN_BYTES.trailing_zeros()
             || align_log2 > RECORD_ALIGN_MAX_BYTES.trailing_zeros()
@@ -340,6 +355,8 @@ pub enum RecordDefect {
     BadField,
     /// The checksum does not match.
     BadChecksum,
+    /// A valid clean-close marker, which carries no user data.
+    Marker,
 }
 
 impl core::fmt::Display for RecordDefect {
@@ -349,6 +366,7 @@ impl core::fmt::Display for RecordDefect {
             RecordDefect::ImplausibleLength => "implausible record length",
             RecordDefect::BadField => "invalid record header field",
             RecordDefect::BadChecksum => "record checksum mismatch",
+            RecordDefect::Marker => "a clean-close marker, not a record",
         })
     }
 }
@@ -476,6 +494,7 @@ mod tests {
             segment_size_bytes: 4096,
             record_len_max: 1024,
             user_area_checksum: 0,
+            prev_sequence: 6,
         }
     }
 
@@ -599,7 +618,7 @@ mod tests {
             Err(RecordDefect::ImplausibleLength)
         );
         let mut bytes = RecordHeader::encode(&seg, 80, 80, 0, b"x");
-        bytes[RECORD_FLAGS].copy_from_slice(&4u32.to_le_bytes());
+        bytes[RECORD_FLAGS].copy_from_slice(&8u32.to_le_bytes());
         assert_eq!(
             RecordHeader::decode(&bytes, 80, &seg, 0),
             Err(RecordDefect::BadField)
@@ -646,10 +665,11 @@ mod golden {
             segment_size_bytes: 1 << 20,
             record_len_max: 1 << 16,
             user_area_checksum: 0,
+            prev_sequence: 1,
         };
         assert_eq!(
             hex(&segment.encode()),
-            "53454757414c001a01000103000000000100000000000000010000000000000008070605040302010000100000000100000000000000000000000000ea81d6a4"
+            "53454757414c001a01000103000000000100000000000000010000000000000008070605040302010000100000000100000000000100000000000000cdfceaed"
         );
         assert_eq!(
             hex(&RecordHeader::encode(&segment, 64, 64, 0, b"segwal")),

@@ -32,13 +32,13 @@ pub use device::{BlockDevice, Error as DeviceError, ErrorKind, ErrorType, Geomet
 pub use error::{ConfigError, Corruption, Error};
 pub use format::{HeaderDefect, RecordDefect, SegmentHeader};
 pub use read_plan::{RANDOM_READ_BYTES, ReadHint, SEQUENTIAL_WINDOW_BYTES};
-pub use store::{SegmentId, SegmentStore};
 pub use reader::{Payload, Record, SegmentCursor, SegmentReader};
 pub use recovery::{RecoveryMode, SCAN_SCRATCH_MIN_BYTES, ScanReport, TailClass, TailState};
 pub use segment::{
     Appended, BATCH_RECORDS_PER_WRITE, Recovered, SegmentAppender, SegmentConfig, SegmentIdentity,
     SegmentWriter, USER_AREA_MAX_BYTES, read_segment_header,
 };
+pub use store::{SegmentId, SegmentStore};
 
 #[cfg(test)]
 extern crate std;

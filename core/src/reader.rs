@@ -243,6 +243,9 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         };
         let header = RecordHeader::decode(&bytes, offset32, &self.header, self.erased_byte)
             .map_err(not_a_record)?;
+        if header.flags & format::FLAG_MARKER != 0 {
+            return Err(not_a_record(RecordDefect::Marker));
+        }
         let record_end = offset + RECORD_HEADER_LEN as u64 + u64::from(header.len_bytes);
         if record_end > self.flushed_offset {
             return Err(not_a_record(RecordDefect::ImplausibleLength));

@@ -12,9 +12,9 @@ use crate::checksum::ChecksumKind;
 use crate::device::{BlockDevice, Error as DeviceError, Geometry};
 use crate::error::{ConfigError, Corruption, Error};
 use crate::format::{
-    FLAG_BATCH_CONTINUES, FLAG_RESUMES_AFTER_HOLE, RECORD_ALIGN_MAX_BYTES, RECORD_ALIGN_MIN_BYTES,
-    RECORD_HEADER_LEN, RecordHeader, SEGMENT_HEADER_LEN, SegmentHeader, align_up,
-    record_extent_bytes,
+    FLAG_BATCH_CONTINUES, FLAG_MARKER, FLAG_RESUMES_AFTER_HOLE, RECORD_ALIGN_MAX_BYTES,
+    RECORD_ALIGN_MIN_BYTES, RECORD_HEADER_LEN, RecordHeader, SEGMENT_HEADER_LEN, SegmentHeader,
+    align_up, record_extent_bytes,
 };
 use crate::recovery::{self, RecoveryMode, ScanReport, TailClass, TailState};
 
@@ -109,6 +109,7 @@ impl SegmentConfig {
             segment_size_bytes: self.segment_size_bytes,
             record_len_max,
             user_area_checksum: 0,
+            prev_sequence: identity.prev_sequence,
         };
         header.validate().map_err(|_| ConfigError::SegmentSize)?;
         Ok(header)
@@ -125,6 +126,21 @@ pub struct SegmentIdentity {
     /// A random value, new for every use of the space: it is what makes
     /// stale records from an earlier use fail their checksums.
     pub salt: u64,
+    /// Sequence of the segment this one follows in the log; `sequence`
+    /// itself for the first segment of a log (or a lone segment).
+    pub prev_sequence: u64,
+}
+
+impl SegmentIdentity {
+    /// The identity of a lone segment, or the first of a log.
+    pub const fn first(sequence: u64, base_lsn: u64, salt: u64) -> Self {
+        SegmentIdentity {
+            sequence,
+            base_lsn,
+            salt,
+            prev_sequence: sequence,
+        }
+    }
 }
 
 /// Where an appended record landed.
@@ -202,6 +218,10 @@ pub struct SegmentAppender {
     record_count: u64,
     /// Flash only: the next record resumes after a torn tail starting here.
     hole_start: Option<u32>,
+    /// A clean-close marker starts here (at the written offset) and must be
+    /// wiped, durably, before anything is written after it: otherwise a
+    /// crash could leave the marker valid with newer bytes beyond it.
+    marker_to_wipe: Option<u32>,
     poisoned: bool,
 }
 
@@ -263,6 +283,7 @@ impl SegmentAppender {
             synced_offset: records_start,
             record_count: 0,
             hole_start: None,
+            marker_to_wipe: None,
             poisoned: false,
         })
     }
@@ -295,6 +316,7 @@ impl SegmentAppender {
             synced_offset: report.records_end,
             record_count: report.record_count,
             hole_start: None,
+            marker_to_wipe: None,
             poisoned: false,
         };
         let tail = appender.settle_tail(device, &report, mode)?;
@@ -305,6 +327,120 @@ impl SegmentAppender {
             last_record_offset: report.last_record_offset.map(u64::from),
         };
         Ok((appender, recovered))
+    }
+
+    /// Opens a cleanly closed segment without reading its records: finds
+    /// the clean-close marker (see [`recovery::find_clean_close`]) and
+    /// resumes at it. `Ok(None)` when there is no valid marker: use
+    /// [`open`](Self::open), which scans.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] for a bad header; [`Error::Device`].
+    pub fn open_clean<D: BlockDevice>(
+        device: &mut D,
+        segment_start: u64,
+        scratch: &mut [u8],
+    ) -> Result<Option<(Self, Recovered)>, Error<D::Error>> {
+        let header = read_segment_header(device, segment_start)?;
+        let Some(clean) = recovery::find_clean_close(device, segment_start, &header, scratch)?
+        else {
+            return Ok(None);
+        };
+        let appender = SegmentAppender {
+            segment_start,
+            header,
+            written_offset: clean.marker_offset,
+            synced_offset: clean.marker_offset,
+            record_count: clean.record_count,
+            hole_start: None,
+            marker_to_wipe: Some(clean.marker_offset),
+            poisoned: false,
+        };
+        let recovered = Recovered {
+            tail: TailState::Clean,
+            record_count: clean.record_count,
+            last_record_offset: None,
+        };
+        Ok(Some((appender, recovered)))
+    }
+
+    /// Writes a clean-close marker after the records and syncs, so the next
+    /// open need not read them. Returns `false` (and writes nothing) on
+    /// devices that never get markers (flash). The appender can go on
+    /// appending afterwards: the marker is wiped first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Full`] when the marker does not fit (the segment is then
+    /// scanned at the next open); [`Error::Poisoned`]; [`Error::Device`],
+    /// which poisons.
+    pub fn write_close_marker<D: BlockDevice>(
+        &mut self,
+        device: &mut D,
+    ) -> Result<bool, Error<D::Error>> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        if self.marker_to_wipe.is_some() {
+            // Already closed cleanly and nothing written since.
+            return Ok(true);
+        }
+        let geometry = device.geometry();
+        let align = self.header.record_align_bytes();
+        let Some(extent) = recovery::marker_extent_bytes(align, geometry.erase_before_write) else {
+            return Ok(false);
+        };
+        let available_bytes = self.remaining_bytes();
+        if u64::from(extent) > available_bytes {
+            return Err(Error::Full {
+                needed_bytes: u64::from(extent),
+                available_bytes,
+            });
+        }
+        // Everything the marker counts must be durable before it is.
+        self.sync(device)?;
+        let mut buffer = [0u8; recovery::MARKER_ALIGN_MAX_BYTES as usize];
+        let payload = recovery::marker_payload(self.record_count, extent, &mut buffer);
+        let offset = self.written_offset;
+        let header = RecordHeader::encode(
+            &self.header,
+            offset,
+            self.synced_offset,
+            FLAG_MARKER,
+            payload,
+        );
+        let result = device
+            .write(self.segment_start + u64::from(offset), &[&header, payload])
+            .and_then(|()| device.sync());
+        if let Err(e) = result {
+            self.poisoned = true;
+            return Err(Error::Device(e));
+        }
+        self.marker_to_wipe = Some(offset);
+        Ok(true)
+    }
+
+    /// Wipes a clean-close marker, durably, before the first write after it.
+    fn wipe_marker<D: BlockDevice>(&mut self, device: &mut D) -> Result<(), Error<D::Error>> {
+        let Some(offset) = self.marker_to_wipe else {
+            return Ok(());
+        };
+        let align = self.header.record_align_bytes();
+        let extent = recovery::marker_extent_bytes(align, false).unwrap_or(align);
+        let result = write_zeros(
+            device,
+            self.segment_start,
+            u64::from(offset),
+            u64::from(offset + extent),
+        )
+        .and_then(|()| device.sync().map_err(Error::Device));
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result?;
+        self.marker_to_wipe = None;
+        Ok(())
     }
 
     /// Applies the scan's verdict on the tail.
@@ -426,6 +562,10 @@ impl SegmentAppender {
                 available_bytes,
             });
         }
+        if payloads.is_empty() {
+            return Ok(u64::from(self.written_offset)..u64::from(self.written_offset));
+        }
+        self.wipe_marker(device)?;
         let first = u64::from(self.written_offset);
         let total = payloads.len();
         for (chunk_index, chunk) in payloads.chunks(BATCH_RECORDS_PER_WRITE).enumerate() {
@@ -608,7 +748,7 @@ fn write_zeros<D: BlockDevice>(
 /// use segwal::{ReadHint, SegmentConfig, SegmentIdentity, SegmentReader, SegmentWriter};
 ///
 /// let mut device = Mem([0; 4096]);
-/// let identity = SegmentIdentity { sequence: 0, base_lsn: 1, salt: 0x5eed };
+/// let identity = SegmentIdentity::first(0, 1, 0x5eed);
 /// let mut writer = SegmentWriter::create(&mut device, 0, &SegmentConfig::new(4096), identity, &[])?;
 /// let first = writer.append(b"hello")?;
 /// let flushed = writer.sync()?;
