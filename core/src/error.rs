@@ -132,6 +132,74 @@ pub enum Error<E: DeviceError> {
     /// reopened, because a retried sync could report lost pages as clean.
     #[error("log poisoned by an earlier failed write or sync; reopen it to recover")]
     Poisoned,
+    /// The LSN is outside the log's records `[first_lsn, next_lsn)` (or, for
+    /// a truncation, outside `[first_lsn - 1, next_lsn)`).
+    #[error("LSN {lsn} is outside the log (first {first_lsn}, next {next_lsn})")]
+    LsnOutOfRange {
+        /// LSN asked for.
+        lsn: u64,
+        /// First LSN still in the log.
+        first_lsn: u64,
+        /// LSN the next append gets.
+        next_lsn: u64,
+    },
+    /// The log holds as many segments as it can track; checkpoint first.
+    #[error("too many segments (at most {max}); checkpoint to release some")]
+    TooManySegments {
+        /// The limit.
+        max: u64,
+    },
+    /// The segments do not form one log: a gap, a duplicate, or LSNs that do
+    /// not grow. Names the segment where the chain breaks.
+    #[error("segment {segment} breaks the log's chain: {reason}")]
+    Chain {
+        /// Sequence number of the segment.
+        segment: u64,
+        /// What is wrong.
+        reason: ChainDefect,
+    },
+    /// The log was opened read-only.
+    #[error("log is open read-only")]
+    ReadOnly,
+}
+
+/// How the segments of a log fail to form one chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChainDefect {
+    /// Two segments carry the same sequence number.
+    DuplicateSequence,
+    /// A segment older than the chain's start exists: one in between is missing.
+    MissingPredecessor {
+        /// The missing sequence number.
+        missing: u64,
+    },
+    /// A segment's `base_lsn` is not above its predecessor's.
+    LsnNotIncreasing,
+    /// A sealed segment holds fewer records than the next segment's `base_lsn` says.
+    MissingRecords {
+        /// Records expected.
+        expected: u64,
+        /// Records found.
+        found: u64,
+    },
+}
+
+impl core::fmt::Display for ChainDefect {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ChainDefect::DuplicateSequence => f.write_str("duplicate sequence number"),
+            ChainDefect::MissingPredecessor { missing } => {
+                write!(f, "segment {missing} is missing while older segments exist")
+            }
+            ChainDefect::LsnNotIncreasing => {
+                f.write_str("base LSN not above the previous segment's")
+            }
+            ChainDefect::MissingRecords { expected, found } => {
+                write!(f, "{found} records where {expected} were expected")
+            }
+        }
+    }
 }
 
 impl<E: DeviceError> Error<E> {

@@ -26,10 +26,13 @@ mod reader;
 pub mod recovery;
 mod segment;
 mod store;
+mod wal;
+#[cfg(feature = "alloc")]
+mod wal_index;
 
 pub use checksum::{ChecksumKind, Hasher};
 pub use device::{BlockDevice, Error as DeviceError, ErrorKind, ErrorType, Geometry, check_range};
-pub use error::{ConfigError, Corruption, Error};
+pub use error::{ChainDefect, ConfigError, Corruption, Error};
 pub use format::{HeaderDefect, RecordDefect, SegmentHeader};
 pub use read_plan::{RANDOM_READ_BYTES, ReadHint, SEQUENTIAL_WINDOW_BYTES};
 pub use reader::{Payload, Record, SegmentCursor, SegmentReader};
@@ -39,6 +42,10 @@ pub use segment::{
     SegmentWriter, USER_AREA_MAX_BYTES, read_segment_header,
 };
 pub use store::{SegmentId, SegmentStore};
+pub use wal::{
+    Durability, FIRST_LSN, Lsn, OpenVerification, SegmentInfo, SyncTicket, VERIFY_PROBLEMS_KEPT,
+    VerifyProblem, VerifyProblemKind, VerifyReport, Wal, WalConfig, WalItem, WalIter, WalTailState,
+};
 
 #[cfg(test)]
 extern crate std;

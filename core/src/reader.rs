@@ -5,7 +5,7 @@
 
 use core::ops::Deref;
 
-use crate::device::{BlockDevice, Error as DeviceError};
+use crate::device::{BlockDevice, Error as DeviceError, Geometry};
 use crate::error::{ConfigError, Corruption, Error};
 use crate::format::{
     self, RECORD_HEADER_LEN, RecordDefect, RecordHeader, SEGMENT_HEADER_LEN, SegmentHeader,
@@ -80,9 +80,22 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         buffer: B,
     ) -> Result<Self, Error<D::Error>> {
         let header = read_segment_header(device, segment_start)?;
-        let erased_byte = device.geometry().erased_byte;
-        let read_size_bytes = device.geometry().read_size_bytes;
-        let read_size = read_size_bytes as usize;
+        Self::with_header(&device.geometry(), segment_start, header, buffer)
+    }
+
+    /// A cursor on a segment whose header the caller has already read and
+    /// checked (the log keeps every segment's header).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a buffer under `RANDOM_READ_BYTES`.
+    pub fn with_header<E: DeviceError>(
+        geometry: &Geometry,
+        segment_start: u64,
+        header: SegmentHeader,
+        buffer: B,
+    ) -> Result<Self, Error<E>> {
+        let read_size = geometry.read_size_bytes as usize;
         let usable = buffer.as_ref().len() - buffer.as_ref().len() % read_size;
         if (usable as u64) < read_plan::RANDOM_READ_BYTES {
             return Err(Error::Config(ConfigError::Buffer));
@@ -91,12 +104,39 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         Ok(SegmentCursor {
             segment_start,
             header,
-            erased_byte,
-            read_size_bytes,
+            erased_byte: geometry.erased_byte,
+            read_size_bytes: geometry.read_size_bytes,
             buffer,
             window: Window::default(),
             flushed_offset,
         })
+    }
+
+    /// Points the cursor at another segment on a device of the same
+    /// geometry, keeping the buffer; nothing is read.
+    pub fn retarget(&mut self, segment_start: u64, header: SegmentHeader, flushed_offset: u64) {
+        self.segment_start = segment_start;
+        self.header = header;
+        self.window = Window::default();
+        self.set_flushed_offset(flushed_offset);
+    }
+
+    /// The offset after the record (or marker) at `offset`, from its header
+    /// alone: for walking to a record without checking each checksum on the
+    /// way (the record finally read is checked). Also says whether it was a
+    /// marker, which is not a record of the log.
+    ///
+    /// # Errors
+    ///
+    /// As for [`read_record`](Self::read_record), for the header only.
+    pub fn skip_record<D: BlockDevice>(
+        &mut self,
+        device: &mut D,
+        offset: u64,
+    ) -> Result<(u64, bool), Error<D::Error>> {
+        let (header, _) = self.header_at(device, offset, ReadHint::Sequential, true)?;
+        let is_marker = header.flags & format::FLAG_MARKER != 0;
+        Ok((offset + header.extent_bytes(&self.header), is_marker))
     }
 
     /// Scans the segment and makes every valid record readable: for a
@@ -218,6 +258,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         device: &mut D,
         offset: u64,
         hint: ReadHint,
+        allow_marker: bool,
     ) -> Result<(RecordHeader, [u8; RECORD_HEADER_LEN]), Error<D::Error>> {
         self.check_offset(offset)?;
         let buffer_len = self.usable_buffer_len();
@@ -243,7 +284,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         };
         let header = RecordHeader::decode(&bytes, offset32, &self.header, self.erased_byte)
             .map_err(not_a_record)?;
-        if header.flags & format::FLAG_MARKER != 0 {
+        if header.flags & format::FLAG_MARKER != 0 && !allow_marker {
             return Err(not_a_record(RecordDefect::Marker));
         }
         let record_end = offset + RECORD_HEADER_LEN as u64 + u64::from(header.len_bytes);
@@ -269,7 +310,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         offset: u64,
         hint: ReadHint,
     ) -> Result<Record<'_>, Error<D::Error>> {
-        let (header, header_bytes) = self.header_at(device, offset, hint)?;
+        let (header, header_bytes) = self.header_at(device, offset, hint, false)?;
         // The padded extent ends on a record boundary at or before the
         // flushed offset, so reads planned with it stay read-unit aligned.
         let record_len = header.extent_bytes(&self.header);
@@ -340,7 +381,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         hint: ReadHint,
         out: &mut [u8],
     ) -> Result<(usize, u64), Error<D::Error>> {
-        let (header, header_bytes) = self.header_at(device, offset, hint)?;
+        let (header, header_bytes) = self.header_at(device, offset, hint, false)?;
         let len = header.len_bytes as usize;
         if out.len() < len {
             return Err(Error::BufferTooSmall {
@@ -394,6 +435,12 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
             });
         }
         Ok(())
+    }
+
+    /// The buffer as scratch space for a scan; what it held is forgotten.
+    pub fn scratch(&mut self) -> &mut [u8] {
+        self.window = Window::default();
+        self.buffer.as_mut()
     }
 
     /// Gives the buffer back.

@@ -865,6 +865,8 @@ pub(crate) fn marker_payload(
 }
 
 #[cfg(test)]
+// Host-only tests: offsets into small in-memory images fit any usize.
+#[allow(clippy::cast_possible_truncation)]
 mod marker_tests {
     use super::*;
     use crate::segment::{SegmentAppender, SegmentConfig, SegmentIdentity};
@@ -890,7 +892,7 @@ mod marker_tests {
         assert_eq!(recovered.record_count, 300);
         assert_eq!(reopened.written_offset(), end);
         // The full scan agrees, and does not count the marker.
-        let header = reopened.header().clone();
+        let header = *reopened.header();
         let report = scan(&mut device, 0, &header, &mut scratch).unwrap();
         assert_eq!(
             (report.record_count, u64::from(report.records_end)),

@@ -110,3 +110,47 @@ impl BlockDevice for MemDevice {
         Ok(())
     }
 }
+
+/// A set of in-memory segments: the minimal [`SegmentStore`] for the core's
+/// WAL tests. Creation and removal are durable at once.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MemStore {
+    pub(crate) segments: std::collections::BTreeMap<u64, MemDevice>,
+    pub(crate) salt: u64,
+}
+
+impl ErrorType for MemStore {
+    type Error = ErrorKind;
+}
+
+impl crate::store::SegmentStore for MemStore {
+    type Device = MemDevice;
+
+    fn segment_ids(&mut self, visit: &mut dyn FnMut(u64)) -> Result<(), ErrorKind> {
+        self.segments.keys().for_each(|&id| visit(id));
+        Ok(())
+    }
+
+    fn device(&mut self, id: u64) -> Result<(&mut MemDevice, u64), ErrorKind> {
+        self.segments
+            .get_mut(&id)
+            .map(|d| (d, 0))
+            .ok_or(ErrorKind::Other)
+    }
+
+    fn allocate(&mut self, sequence: u64, size_bytes: u32) -> Result<u64, ErrorKind> {
+        self.segments
+            .insert(sequence, MemDevice::file_like(u64::from(size_bytes)));
+        Ok(sequence)
+    }
+
+    fn release(&mut self, id: u64) -> Result<(), ErrorKind> {
+        self.segments.remove(&id);
+        Ok(())
+    }
+
+    fn fresh_salt(&mut self) -> u64 {
+        self.salt += 1;
+        self.salt.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+}

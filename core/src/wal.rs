@@ -1,0 +1,1413 @@
+//! The write-ahead log: dense LSNs over a chain of segments in a
+//! [`SegmentStore`].
+//!
+//! # Invariants
+//!
+//! - Segments form one chain (see FORMAT.md): each header names its
+//!   predecessor, `base_lsn` grows strictly along it, and the record count
+//!   of a sealed segment is the next segment's `base_lsn` minus its own.
+//! - LSNs are dense: `first_lsn <= lsn < next_lsn` are all readable, and no
+//!   LSN is ever handed out twice (not after checkpoint, truncation or
+//!   reopening): the next LSN is derived from the newest segment's header
+//!   and record count alone.
+//! - A sealed segment is durable before its successor exists, so only the
+//!   newest segment can have a torn tail.
+//! - After a failed write or sync the log is poisoned: it refuses writes
+//!   until reopened, so no half-written record or duplicate LSN can follow.
+//!
+//! Every operation is bounded by the number of segments (at most
+//! `MAX_SEGMENTS`) and the segment size.
+
+use core::ops::Range;
+
+use crate::checksum::ChecksumKind;
+use crate::device::{BlockDevice, Error as DeviceError};
+use crate::error::{ChainDefect, ConfigError, Corruption, Error};
+use crate::format::{HeaderDefect, RECORD_HEADER_LEN, SegmentHeader, is_blank};
+use crate::read_plan::ReadHint;
+use crate::reader::{Payload, SegmentCursor};
+use crate::recovery::{self, RecoveryMode, SCAN_SCRATCH_MIN_BYTES, TailClass, TailState};
+use crate::segment::{SegmentAppender, SegmentConfig, SegmentIdentity, read_segment_header};
+use crate::store::{SegmentId, SegmentStore};
+
+/// A log sequence number: the position of a record in the log, from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Lsn(pub u64);
+
+impl core::fmt::Display for Lsn {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// When an append is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// Every `append` and `append_batch` is synced before it returns `Ok`.
+    #[default]
+    Sync,
+    /// Appends are durable once the caller's `sync` returns.
+    Manual,
+}
+
+/// How much of the log open reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum OpenVerification {
+    /// Headers of every segment and the tail of the newest (nothing at all
+    /// past its clean-close marker): open time does not grow with the log.
+    #[default]
+    Tail,
+    /// Also scan every sealed segment and check its record count.
+    Full,
+}
+
+/// How a log is laid out and behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalConfig {
+    /// Size of each segment, header included (default 64 MiB).
+    pub segment_size_bytes: u32,
+    /// Checksum of new segments (existing ones keep theirs).
+    pub checksum_kind: ChecksumKind,
+    /// Largest payload; `None` allows anything a segment can hold.
+    pub record_len_max: Option<u32>,
+    /// When appends are durable.
+    pub durability: Durability,
+    /// What to do with corruption in the middle of the newest segment.
+    pub recovery_mode: RecoveryMode,
+    /// How much open verifies.
+    pub verification: OpenVerification,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        WalConfig {
+            segment_size_bytes: 64 << 20,
+            checksum_kind: ChecksumKind::Crc32c,
+            record_len_max: None,
+            durability: Durability::Sync,
+            recovery_mode: RecoveryMode::Strict,
+            verification: OpenVerification::Tail,
+        }
+    }
+}
+
+impl WalConfig {
+    fn segment_config(&self) -> SegmentConfig {
+        SegmentConfig {
+            segment_size_bytes: self.segment_size_bytes,
+            user_area_len_bytes: 0,
+            checksum_kind: self.checksum_kind,
+            record_len_max: self.record_len_max,
+        }
+    }
+}
+
+/// How the log's records ended when it was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalTailState {
+    /// Clean: nothing was discarded.
+    Clean,
+    /// A torn tail (or, in point-in-time recovery, a corrupt one) was cut.
+    TruncatedAt {
+        /// Sequence number of the segment.
+        segment: u64,
+        /// Offset of the first discarded byte in it.
+        offset: u64,
+        /// Bytes discarded.
+        bytes_discarded: u64,
+    },
+}
+
+/// One problem [`Wal::verify`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifyProblem {
+    /// Sequence number of the segment.
+    pub segment: u64,
+    /// Offset in the segment.
+    pub offset: u64,
+    /// LSN of the record that should be there.
+    pub lsn: u64,
+    /// What is wrong.
+    pub kind: VerifyProblemKind,
+}
+
+/// What [`Wal::verify`] found wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VerifyProblemKind {
+    /// Damaged bytes where records should be.
+    Corrupt,
+    /// A sealed segment ends before its last record.
+    MissingRecords {
+        /// Records expected.
+        expected: u64,
+        /// Records found.
+        found: u64,
+    },
+    /// The segment header could not be read.
+    Header,
+}
+
+/// Problems kept in a report; more are counted, not kept.
+pub const VERIFY_PROBLEMS_KEPT: usize = 16;
+
+/// What a full checksum scan found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VerifyReport {
+    /// Segments scanned.
+    pub segments: u64,
+    /// Records whose checksum was verified.
+    pub records: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// The first problems found.
+    pub problems: heapless::Vec<VerifyProblem, VERIFY_PROBLEMS_KEPT>,
+    /// All problems found.
+    pub problem_count: u64,
+}
+
+impl VerifyReport {
+    /// `true` when nothing is wrong.
+    pub fn is_clean(&self) -> bool {
+        self.problem_count == 0
+    }
+
+    fn push(&mut self, problem: VerifyProblem) {
+        self.problem_count += 1;
+        let _ = self.problems.push(problem);
+    }
+}
+
+/// What the log knows of one segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// The store's name for it.
+    pub id: SegmentId,
+    /// Its header.
+    pub header: SegmentHeader,
+}
+
+/// A sync to be done outside a lock: see [`Wal::begin_sync`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncTicket {
+    /// The segment to sync.
+    pub segment_id: SegmentId,
+    sequence: u64,
+    written_offset: u64,
+    next_lsn: u64,
+}
+
+/// A write-ahead log over a [`SegmentStore`].
+///
+/// `B` is the buffer for reads and scans (at least
+/// [`SCAN_SCRATCH_MIN_BYTES`]; 64 KiB gives full read-ahead); at most
+/// `MAX_SEGMENTS` segments are tracked (checkpoint releases them).
+#[derive(Debug)]
+pub struct Wal<S: SegmentStore, B, const MAX_SEGMENTS: usize> {
+    store: S,
+    config: WalConfig,
+    /// Oldest first; the last one is being appended to.
+    segments: heapless::Vec<SegmentInfo, MAX_SEGMENTS>,
+    active: SegmentAppender,
+    next_lsn: u64,
+    durable_lsn: u64,
+    tail: WalTailState,
+    poisoned: bool,
+    cursor: SegmentCursor<B>,
+    /// Which segment the cursor points at, by sequence.
+    cursor_sequence: Option<u64>,
+    #[cfg(feature = "alloc")]
+    index: crate::wal_index::IndexCache,
+}
+
+/// A segment's device and the cursor reading it, borrowed together.
+type DeviceAndCursor<'a, S, B> = (
+    &'a mut <S as SegmentStore>::Device,
+    &'a mut SegmentCursor<B>,
+);
+
+/// One step of a [`WalIter`].
+pub type WalItem<'a, E> = Result<(Lsn, Payload<'a>), Error<E>>;
+
+/// The first LSN of a new log.
+pub const FIRST_LSN: u64 = 1;
+
+fn chain_error<E: DeviceError>(segment: u64, reason: ChainDefect) -> Error<E> {
+    Error::Chain { segment, reason }
+}
+
+impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
+    Wal<S, B, MAX_SEGMENTS>
+{
+    /// Opens the log in `store`, creating it if the store is empty.
+    ///
+    /// Reads every segment header, checks the chain, deletes what an
+    /// interrupted truncation or rotation left, then opens the newest
+    /// segment: from its clean-close marker when it has one, else by
+    /// scanning it (and repairing a torn tail).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Chain`] and [`Error::Corrupt`] for a log that is not
+    /// consistent; [`Error::TooManySegments`]; [`Error::Config`];
+    /// [`Error::Device`].
+    pub fn open(mut store: S, config: WalConfig, mut buffer: B) -> Result<Self, Error<S::Error>> {
+        if buffer.as_mut().len() < SCAN_SCRATCH_MIN_BYTES {
+            return Err(Error::Config(ConfigError::Buffer));
+        }
+        let mut unfinished = heapless::Vec::new();
+        let mut segments = Self::read_headers(&mut store, buffer.as_mut(), &mut unfinished)?;
+        Self::settle_chain(&mut store, &mut segments, &unfinished)?;
+        let mut tail = WalTailState::Clean;
+        let (active, active_info) = match segments.last().copied() {
+            None => {
+                let identity = SegmentIdentity::first(1, FIRST_LSN, store.fresh_salt());
+                let (appender, info) = Self::create_segment(&mut store, &config, identity)?;
+                let _ = segments.push(info);
+                (appender, info)
+            }
+            Some(info) => {
+                let (device, start) = store.device(info.id).map_err(Error::Device)?;
+                let clean = match config.verification {
+                    OpenVerification::Tail => {
+                        SegmentAppender::open_clean(device, start, buffer.as_mut())?
+                    }
+                    OpenVerification::Full => None,
+                };
+                let appender = match clean {
+                    Some((appender, _)) => appender,
+                    None => {
+                        let (appender, recovered) = SegmentAppender::open(
+                            device,
+                            start,
+                            config.recovery_mode,
+                            buffer.as_mut(),
+                        )?;
+                        if let TailState::TruncatedAt {
+                            offset,
+                            bytes_discarded,
+                        } = recovered.tail
+                        {
+                            tail = WalTailState::TruncatedAt {
+                                segment: info.header.sequence,
+                                offset,
+                                bytes_discarded,
+                            };
+                        }
+                        appender
+                    }
+                };
+                (appender, info)
+            }
+        };
+        let geometry = store
+            .device(active_info.id)
+            .map_err(Error::Device)?
+            .0
+            .geometry();
+        let cursor = SegmentCursor::with_header(
+            &geometry,
+            active.segment_start(),
+            active_info.header,
+            buffer,
+        )?;
+        let next_lsn = active_info.header.base_lsn + active.record_count();
+        let mut wal = Wal {
+            store,
+            config,
+            segments,
+            active,
+            next_lsn,
+            durable_lsn: next_lsn,
+            tail,
+            poisoned: false,
+            cursor,
+            cursor_sequence: None,
+            #[cfg(feature = "alloc")]
+            index: crate::wal_index::IndexCache::default(),
+        };
+        if config.verification == OpenVerification::Full {
+            let report = wal.verify()?;
+            if let Some(problem) = report.problems.first() {
+                return Err(problem_error(problem));
+            }
+        }
+        Ok(wal)
+    }
+
+    /// Reads the header of every segment in the store, oldest first.
+    /// Blank or half-written headers (an allocation cut short) are listed in
+    /// `unfinished`, to be released once the chain checks out.
+    fn read_headers(
+        store: &mut S,
+        scratch: &mut [u8],
+        unfinished: &mut heapless::Vec<SegmentId, MAX_SEGMENTS>,
+    ) -> Result<heapless::Vec<SegmentInfo, MAX_SEGMENTS>, Error<S::Error>> {
+        let mut ids: heapless::Vec<SegmentId, MAX_SEGMENTS> = heapless::Vec::new();
+        let mut overflow = false;
+        store
+            .segment_ids(&mut |id| overflow |= ids.push(id).is_err())
+            .map_err(Error::Device)?;
+        if overflow {
+            return Err(Error::TooManySegments {
+                max: MAX_SEGMENTS as u64,
+            });
+        }
+        let mut segments: heapless::Vec<SegmentInfo, MAX_SEGMENTS> = heapless::Vec::new();
+        for &id in &ids {
+            let (device, start) = store.device(id).map_err(Error::Device)?;
+            match read_segment_header(device, start) {
+                Ok(header) => {
+                    let _ = segments.push(SegmentInfo { id, header });
+                }
+                Err(Error::Corrupt {
+                    reason: Corruption::Header(defect),
+                    ..
+                }) => {
+                    if !Self::is_unfinished_allocation(device, start, defect, scratch)? {
+                        return Err(Error::Corrupt {
+                            segment: id,
+                            offset: 0,
+                            reason: Corruption::Header(defect),
+                        });
+                    }
+                    let _ = unfinished.push(id);
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        segments.sort_unstable_by_key(|info| info.header.sequence);
+        for pair in segments.windows(2) {
+            if pair[0].header.sequence == pair[1].header.sequence {
+                return Err(chain_error(
+                    pair[1].header.sequence,
+                    ChainDefect::DuplicateSequence,
+                ));
+            }
+        }
+        Ok(segments)
+    }
+
+    /// A segment whose header is unusable and whose first record position
+    /// is blank never held a record: its allocation was cut short, and it
+    /// can go. Anything else with a bad header is corruption.
+    fn is_unfinished_allocation(
+        device: &mut S::Device,
+        start: u64,
+        defect: HeaderDefect,
+        scratch: &mut [u8],
+    ) -> Result<bool, Error<S::Error>> {
+        // A newer format is never ours to delete.
+        if matches!(defect, HeaderDefect::UnsupportedVersion(_)) {
+            return Ok(false);
+        }
+        let geometry = device.geometry();
+        // The first record starts within the first 4 KiB + alignment for
+        // any user area this crate writes; blank there means no record.
+        let probe = scratch
+            .len()
+            .min(4096 + 4096)
+            .min(usize::try_from(geometry.capacity_bytes - start).unwrap_or(0));
+        let probe = probe - probe % geometry.read_size_bytes as usize;
+        device
+            .read(start, &mut scratch[..probe])
+            .map_err(Error::Device)?;
+        let after_header = &scratch[crate::format::SEGMENT_HEADER_LEN.min(probe)..probe];
+        Ok(after_header
+            .chunks(RECORD_HEADER_LEN)
+            .all(|unit| is_blank(unit, geometry.erased_byte)))
+    }
+
+    /// Keeps the chain that ends at the newest segment; deletes segments an
+    /// interrupted truncation cut off; rejects gaps and LSNs that do not
+    /// grow. Nothing is deleted unless the whole chain checks out.
+    fn settle_chain(
+        store: &mut S,
+        segments: &mut heapless::Vec<SegmentInfo, MAX_SEGMENTS>,
+        unfinished: &[SegmentId],
+    ) -> Result<(), Error<S::Error>> {
+        let mut on_chain: heapless::Vec<bool, MAX_SEGMENTS> = heapless::Vec::new();
+        for _ in 0..segments.len() {
+            let _ = on_chain.push(false);
+        }
+        let mut index = segments.len();
+        if let Some(newest) = index.checked_sub(1) {
+            index = newest;
+            for _ in 0..segments.len() {
+                on_chain[index] = true;
+                let current = segments[index].header;
+                if current.prev_sequence == current.sequence {
+                    break;
+                }
+                let Ok(prev) =
+                    segments.binary_search_by_key(&current.prev_sequence, |i| i.header.sequence)
+                else {
+                    break; // checkpointed away
+                };
+                if segments[prev].header.base_lsn >= current.base_lsn {
+                    return Err(chain_error(current.sequence, ChainDefect::LsnNotIncreasing));
+                }
+                index = prev;
+            }
+        }
+        let oldest_on_chain = index;
+        // Off the chain: cut off by a truncation when the next newer chain
+        // segment starts at or below its base LSN; otherwise a gap.
+        let mut cut_off: heapless::Vec<SegmentId, MAX_SEGMENTS> = heapless::Vec::new();
+        for i in 0..segments.len() {
+            if on_chain[i] {
+                continue;
+            }
+            let info = segments[i].header;
+            let successor = (i + 1..segments.len()).find(|&j| on_chain[j]);
+            if successor.is_some_and(|j| segments[j].header.base_lsn <= info.base_lsn) {
+                let _ = cut_off.push(segments[i].id);
+            } else {
+                let missing = segments[oldest_on_chain].header.prev_sequence;
+                return Err(chain_error(
+                    segments[oldest_on_chain].header.sequence,
+                    ChainDefect::MissingPredecessor { missing },
+                ));
+            }
+        }
+        // Newest first, as truncation itself deletes them.
+        for &id in cut_off.iter().rev().chain(unfinished) {
+            store.release(id).map_err(Error::Device)?;
+        }
+        let mut kept: heapless::Vec<SegmentInfo, MAX_SEGMENTS> = heapless::Vec::new();
+        for (i, info) in segments.iter().enumerate() {
+            if on_chain[i] {
+                let _ = kept.push(*info);
+            }
+        }
+        *segments = kept;
+        Ok(())
+    }
+
+    /// Allocates and lays out a new segment.
+    fn create_segment(
+        store: &mut S,
+        config: &WalConfig,
+        identity: SegmentIdentity,
+    ) -> Result<(SegmentAppender, SegmentInfo), Error<S::Error>> {
+        let id = store
+            .allocate(identity.sequence, config.segment_size_bytes)
+            .map_err(Error::Device)?;
+        let (device, start) = store.device(id).map_err(Error::Device)?;
+        let appender =
+            SegmentAppender::create(device, start, &config.segment_config(), identity, &[])?;
+        let info = SegmentInfo {
+            id,
+            header: *appender.header(),
+        };
+        Ok((appender, info))
+    }
+
+    fn active_info(&self) -> SegmentInfo {
+        // The list is never empty once open.
+        self.segments.last().copied().unwrap_or(SegmentInfo {
+            id: 0,
+            header: *self.active.header(),
+        })
+    }
+
+    fn poison_on<T>(&mut self, result: Result<T, Error<S::Error>>) -> Result<T, Error<S::Error>> {
+        if matches!(result, Err(Error::Device(_) | Error::Poisoned)) {
+            self.poisoned = true;
+        }
+        result
+    }
+
+    /// Appends one record and returns its LSN. With [`Durability::Sync`] it
+    /// is durable when this returns.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RecordTooLarge`] (a payload over `record_len_max` or larger
+    /// than a segment can hold) and [`Error::TooManySegments`] write
+    /// nothing; [`Error::Poisoned`] after an earlier failure;
+    /// [`Error::Device`], which poisons the log.
+    pub fn append(&mut self, payload: &[u8]) -> Result<Lsn, Error<S::Error>> {
+        Ok(self.append_batch(&[payload])?.start)
+    }
+
+    /// Appends records as one atomic batch, in one write (up to
+    /// [`BATCH_RECORDS_PER_WRITE`](crate::BATCH_RECORDS_PER_WRITE) records
+    /// per write) and, with [`Durability::Sync`], one sync. After a crash
+    /// either every record of the batch is there or none is.
+    ///
+    /// # Errors
+    ///
+    /// As for [`append`](Self::append); a batch larger than a segment can
+    /// hold is [`Error::RecordTooLarge`].
+    pub fn append_batch(&mut self, payloads: &[&[u8]]) -> Result<Range<Lsn>, Error<S::Error>> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        if payloads.is_empty() {
+            return Ok(Lsn(self.next_lsn)..Lsn(self.next_lsn));
+        }
+        let needed_bytes = self.active.batch_extent_bytes(payloads)?;
+        if needed_bytes > self.active.remaining_bytes() {
+            let fresh = u64::from(self.config.segment_size_bytes)
+                - u64::from(self.active.header().records_start());
+            if needed_bytes > fresh {
+                return Err(Error::RecordTooLarge {
+                    len_bytes: needed_bytes,
+                    max_bytes: fresh,
+                });
+            }
+            self.rotate()?;
+        }
+        let id = self.active_info().id;
+        let (device, _) = self.store.device(id).map_err(Error::Device)?;
+        let result = self.active.append_batch(device, payloads);
+        let offsets = self.poison_on(result)?;
+        let first = self.next_lsn;
+        self.next_lsn += payloads.len() as u64;
+        #[cfg(feature = "alloc")]
+        self.index
+            .note_appended(self.active.header(), offsets.start, payloads);
+        #[cfg(not(feature = "alloc"))]
+        let _ = offsets;
+        if self.config.durability == Durability::Sync {
+            self.sync()?;
+        }
+        Ok(Lsn(first)..Lsn(self.next_lsn))
+    }
+
+    /// Seals the active segment (synced) and starts the next one.
+    fn rotate(&mut self) -> Result<(), Error<S::Error>> {
+        if self.segments.len() >= MAX_SEGMENTS {
+            return Err(Error::TooManySegments {
+                max: MAX_SEGMENTS as u64,
+            });
+        }
+        self.sync()?;
+        let previous = *self.active.header();
+        let identity = SegmentIdentity {
+            sequence: previous.sequence + 1,
+            base_lsn: self.next_lsn,
+            salt: self.store.fresh_salt(),
+            prev_sequence: previous.sequence,
+        };
+        let created = Self::create_segment(&mut self.store, &self.config, identity);
+        let (appender, info) = self.poison_on(created)?;
+        let _ = self.segments.push(info);
+        self.active = appender;
+        Ok(())
+    }
+
+    /// Makes every appended record durable.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Poisoned`]; [`Error::Device`], which poisons the log.
+    pub fn sync(&mut self) -> Result<(), Error<S::Error>> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        let id = self.active_info().id;
+        let result = match self.store.device(id) {
+            Ok((device, _)) => self.active.sync(device).map(|_| ()),
+            Err(e) => Err(Error::Device(e)),
+        };
+        self.poison_on(result)?;
+        self.durable_lsn = self.next_lsn;
+        Ok(())
+    }
+
+    /// Starts a sync to be done by the caller outside a lock (group commit):
+    /// sync the device of `ticket.segment_id`, then call
+    /// [`finish_sync`](Self::finish_sync). Records appended after this call
+    /// are not covered.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Poisoned`].
+    pub fn begin_sync(&self) -> Result<SyncTicket, Error<S::Error>> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        Ok(SyncTicket {
+            segment_id: self.active_info().id,
+            sequence: self.active.header().sequence,
+            written_offset: self.active.written_offset(),
+            next_lsn: self.next_lsn,
+        })
+    }
+
+    /// Records the outcome of a sync started with
+    /// [`begin_sync`](Self::begin_sync). Returns the LSN below which every
+    /// record is durable.
+    ///
+    /// # Errors
+    ///
+    /// The sync's own error, which poisons the log.
+    pub fn finish_sync(
+        &mut self,
+        ticket: SyncTicket,
+        outcome: Result<(), S::Error>,
+    ) -> Result<Lsn, Error<S::Error>> {
+        if let Err(e) = outcome {
+            self.poisoned = true;
+            self.active.poison();
+            return Err(Error::Device(e));
+        }
+        // A rotation in between synced the ticket's segment whole.
+        if ticket.sequence == self.active.header().sequence {
+            self.active.mark_synced(ticket.written_offset);
+        }
+        self.durable_lsn = self.durable_lsn.max(ticket.next_lsn);
+        Ok(Lsn(self.durable_lsn))
+    }
+
+    /// Durably removes every sealed segment whose records are all at or
+    /// below `lsn`; never the segment being appended to. Returns how many
+    /// segments were removed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LsnOutOfRange`] for an LSN outside the log (nothing
+    /// changes); [`Error::Device`] when a removal fails (the segments
+    /// before it are gone, the rest stay: the log is consistent either way).
+    pub fn checkpoint(&mut self, lsn: Lsn) -> Result<usize, Error<S::Error>> {
+        let first = self.first_lsn().0;
+        if lsn.0 < first || lsn.0 >= self.next_lsn {
+            return Err(self.out_of_range(lsn.0));
+        }
+        let mut removed = 0;
+        // Oldest first, so a crash part-way leaves a log without a gap.
+        while self.segments.len() > 1 && self.segments[1].header.base_lsn <= lsn.0 + 1 {
+            let oldest = self.segments[0];
+            self.store.release(oldest.id).map_err(Error::Device)?;
+            self.segments.remove(0);
+            #[cfg(feature = "alloc")]
+            self.index.forget(oldest.header.sequence);
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Durably removes every record after `lsn` (Raft suffix truncation).
+    /// The next append gets `lsn + 1`. A crash in the middle leaves the old
+    /// log or the new one: the cut is one segment header written and synced
+    /// (see FORMAT.md), the segments it cuts off are deleted afterwards,
+    /// newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LsnOutOfRange`] unless `first_lsn - 1 <= lsn < next_lsn`;
+    /// [`Error::TooManySegments`]; [`Error::Poisoned`]; [`Error::Device`],
+    /// which poisons the log.
+    pub fn truncate_after(&mut self, lsn: Lsn) -> Result<(), Error<S::Error>> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        let first = self.first_lsn().0;
+        if lsn.0 + 1 < first || lsn.0 >= self.next_lsn {
+            return Err(self.out_of_range(lsn.0));
+        }
+        if lsn.0 + 1 == self.next_lsn {
+            return Ok(());
+        }
+        if self.segments.len() >= MAX_SEGMENTS {
+            return Err(Error::TooManySegments {
+                max: MAX_SEGMENTS as u64,
+            });
+        }
+        // What stays must be durable before the cut claims it.
+        self.sync()?;
+        let keep = self.segment_index_of(lsn.0);
+        let sequence = self.active.header().sequence + 1;
+        let prev_sequence = keep.map_or(sequence, |k| self.segments[k].header.sequence);
+        let identity = SegmentIdentity {
+            sequence,
+            base_lsn: lsn.0 + 1,
+            salt: self.store.fresh_salt(),
+            prev_sequence,
+        };
+        let created = Self::create_segment(&mut self.store, &self.config, identity);
+        let (appender, info) = self.poison_on(created)?;
+        // The cut is durable: drop what it cut off, newest first.
+        let keep_count = keep.map_or(0, |k| k + 1);
+        let mut release_error = None;
+        while self.segments.len() > keep_count {
+            if let Some(cut) = self.segments.pop() {
+                #[cfg(feature = "alloc")]
+                self.index.forget(cut.header.sequence);
+                if let Err(e) = self.store.release(cut.id) {
+                    // Left for the next open to delete; the cut stands.
+                    release_error.get_or_insert(e);
+                }
+            }
+        }
+        #[cfg(feature = "alloc")]
+        if let Some(k) = keep {
+            let kept = self.segments[k].header;
+            self.index
+                .truncate(kept.sequence, lsn.0 + 1 - kept.base_lsn);
+        }
+        let _ = self.segments.push(info);
+        self.active = appender;
+        self.next_lsn = lsn.0 + 1;
+        self.durable_lsn = self.next_lsn;
+        self.cursor_sequence = None;
+        let _ = release_error;
+        Ok(())
+    }
+
+    /// Index in `segments` of the segment holding `lsn`, if any.
+    fn segment_index_of(&self, lsn: u64) -> Option<usize> {
+        let after = self
+            .segments
+            .partition_point(|info| info.header.base_lsn <= lsn);
+        after.checked_sub(1)
+    }
+
+    fn out_of_range(&self, lsn: u64) -> Error<S::Error> {
+        Error::LsnOutOfRange {
+            lsn,
+            first_lsn: self.first_lsn().0,
+            next_lsn: self.next_lsn,
+        }
+    }
+
+    /// Records in segment `index`: the next segment's base minus its own.
+    fn record_count_of(&self, index: usize) -> u64 {
+        match self.segments.get(index + 1) {
+            Some(next) => next.header.base_lsn - self.segments[index].header.base_lsn,
+            None => self.active.record_count(),
+        }
+    }
+
+    /// Where reads of segment `index` may go up to: everything written to
+    /// the active segment (the log reads its own writes), a sealed one whole.
+    fn readable_end(&self, index: usize) -> u64 {
+        if index + 1 == self.segments.len() {
+            self.active.written_offset()
+        } else {
+            u64::from(self.segments[index].header.segment_size_bytes)
+        }
+    }
+
+    /// The device of segment `index` and the cursor pointed at it: split
+    /// borrows of two fields, so both can be used at once.
+    fn device_and_cursor(
+        &mut self,
+        index: usize,
+    ) -> Result<DeviceAndCursor<'_, S, B>, Error<S::Error>> {
+        let info = self.segments[index];
+        let readable_end = self.readable_end(index);
+        let (device, start) = self.store.device(info.id).map_err(Error::Device)?;
+        if self.cursor_sequence == Some(info.header.sequence) {
+            self.cursor.set_flushed_offset(readable_end);
+        } else {
+            self.cursor.retarget(start, info.header, readable_end);
+            self.cursor_sequence = Some(info.header.sequence);
+        }
+        Ok((device, &mut self.cursor))
+    }
+
+    /// Offset of record `ordinal` (0-based) of segment `index`: from the
+    /// offset index when it has the segment (`alloc`), else by walking
+    /// record headers from the segment's start, bounded by its record count.
+    /// With `alloc` the walk covers the whole segment and is kept.
+    fn locate(&mut self, index: usize, ordinal: u64) -> Result<u64, Error<S::Error>> {
+        let info = self.segments[index];
+        #[cfg(feature = "alloc")]
+        if let Some(offset) = self.index.lookup(info.header.sequence, ordinal) {
+            return Ok(offset);
+        }
+        let count = self.record_count_of(index);
+        #[cfg(feature = "alloc")]
+        let target = count;
+        #[cfg(not(feature = "alloc"))]
+        let target = ordinal + 1;
+        #[cfg(feature = "alloc")]
+        let mut offsets = alloc::vec::Vec::new();
+        let (device, cursor) = self.device_and_cursor(index)?;
+        let mut offset = u64::from(info.header.records_start());
+        let mut found = None;
+        let mut seen = 0u64;
+        let max_steps = u64::from(info.header.segment_size_bytes) / 8 + 1;
+        for _ in 0..max_steps {
+            if seen == target {
+                break;
+            }
+            let (next, is_marker) = cursor.skip_record(device, offset)?;
+            if !is_marker {
+                if seen == ordinal {
+                    found = Some(offset);
+                }
+                #[cfg(feature = "alloc")]
+                offsets.push(u32::try_from(offset).unwrap_or(u32::MAX));
+                seen += 1;
+            }
+            offset = next;
+        }
+        if seen < target {
+            return Err(Error::Chain {
+                segment: info.header.sequence,
+                reason: ChainDefect::MissingRecords {
+                    expected: count,
+                    found: seen,
+                },
+            });
+        }
+        #[cfg(feature = "alloc")]
+        self.index.insert(info.header.sequence, offsets);
+        found.ok_or(Error::Chain {
+            segment: info.header.sequence,
+            reason: ChainDefect::MissingRecords {
+                expected: count,
+                found: seen,
+            },
+        })
+    }
+
+    /// Reads the record at `lsn`, checksum verified: seeks the segment in
+    /// O(log segments), then the record within it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LsnOutOfRange`] for an LSN not in the log (checkpointed away
+    /// or not yet written); [`Error::NotARecord`] or [`Error::Chain`] for
+    /// damaged data; [`Error::Device`].
+    pub fn read(&mut self, lsn: Lsn) -> Result<Payload<'_>, Error<S::Error>> {
+        let (index, offset) = self.position_of(lsn.0)?;
+        let (device, cursor) = self.device_and_cursor(index)?;
+        Ok(cursor
+            .read_record(device, offset, ReadHint::Random)?
+            .payload)
+    }
+
+    /// Segment index and offset of `lsn`.
+    fn position_of(&mut self, lsn: u64) -> Result<(usize, u64), Error<S::Error>> {
+        if lsn < self.first_lsn().0 || lsn >= self.next_lsn {
+            return Err(self.out_of_range(lsn));
+        }
+        let index = self
+            .segment_index_of(lsn)
+            .ok_or_else(|| self.out_of_range(lsn))?;
+        let ordinal = lsn - self.segments[index].header.base_lsn;
+        Ok((index, self.locate(index, ordinal)?))
+    }
+
+    /// Iterates from the first record.
+    pub fn iter(&mut self) -> WalIter<'_, S, B, MAX_SEGMENTS> {
+        let first = self.first_lsn();
+        WalIter {
+            wal: self,
+            next: first,
+            position: None,
+            failed: false,
+        }
+    }
+
+    /// Iterates from `lsn`, found without reading earlier segments.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LsnOutOfRange`] unless `first_lsn <= lsn <= next_lsn`.
+    pub fn iter_from(
+        &mut self,
+        lsn: Lsn,
+    ) -> Result<WalIter<'_, S, B, MAX_SEGMENTS>, Error<S::Error>> {
+        if lsn.0 < self.first_lsn().0 || lsn.0 > self.next_lsn {
+            return Err(self.out_of_range(lsn.0));
+        }
+        Ok(WalIter {
+            wal: self,
+            next: lsn,
+            position: None,
+            failed: false,
+        })
+    }
+
+    /// Scans every segment and checks every checksum and record count.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Device`] when a read fails; damage is reported, not returned.
+    pub fn verify(&mut self) -> Result<VerifyReport, Error<S::Error>> {
+        let mut report = VerifyReport::default();
+        for index in 0..self.segments.len() {
+            let info = self.segments[index];
+            let expected = self.record_count_of(index);
+            let (device, start) = self.store.device(info.id).map_err(Error::Device)?;
+            self.cursor_sequence = None;
+            let scan = recovery::scan(device, start, &info.header, self.cursor.scratch())?;
+            report.segments += 1;
+            report.records += scan.record_count.min(expected);
+            report.bytes += u64::from(scan.records_end);
+            let is_active = index + 1 == self.segments.len();
+            let lsn = info.header.base_lsn + scan.record_count;
+            if scan.record_count < expected {
+                let problem_offset = u64::from(scan.records_end);
+                let kind = match scan.tail {
+                    TailClass::Clean => VerifyProblemKind::MissingRecords {
+                        expected,
+                        found: scan.record_count,
+                    },
+                    _ => VerifyProblemKind::Corrupt,
+                };
+                report.push(VerifyProblem {
+                    segment: info.header.sequence,
+                    offset: problem_offset,
+                    lsn,
+                    kind,
+                });
+            } else if is_active && !matches!(scan.tail, TailClass::Clean) {
+                report.push(VerifyProblem {
+                    segment: info.header.sequence,
+                    offset: u64::from(scan.records_end),
+                    lsn,
+                    kind: VerifyProblemKind::Corrupt,
+                });
+            }
+        }
+        Ok(report)
+    }
+
+    /// Writes a clean-close marker (so the next open reads no records) and
+    /// gives the store back.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Device`] when the final sync fails: the records appended
+    /// since the last successful sync may then be lost.
+    pub fn close(mut self) -> Result<S, Error<S::Error>> {
+        self.close_in_place()?;
+        Ok(self.store)
+    }
+
+    /// Writes the clean-close marker, leaving the log usable (the marker is
+    /// wiped before the next append). For owners that cannot move the log.
+    ///
+    /// # Errors
+    ///
+    /// As for [`close`](Self::close).
+    pub fn close_in_place(&mut self) -> Result<(), Error<S::Error>> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        let id = self.active_info().id;
+        let (device, _) = self.store.device(id).map_err(Error::Device)?;
+        let result = match self.active.write_close_marker(device) {
+            // No room for a marker: the next open scans instead.
+            Ok(_) | Err(Error::Full { .. }) => Ok(()),
+            Err(e) => Err(e),
+        };
+        self.poison_on(result)?;
+        self.durable_lsn = self.next_lsn;
+        Ok(())
+    }
+
+    /// The first LSN still in the log.
+    pub fn first_lsn(&self) -> Lsn {
+        Lsn(self
+            .segments
+            .first()
+            .map_or(self.next_lsn, |info| info.header.base_lsn))
+    }
+
+    /// The LSN the next append gets.
+    pub fn next_lsn(&self) -> Lsn {
+        Lsn(self.next_lsn)
+    }
+
+    /// Every LSN below this is durable.
+    pub fn durable_lsn(&self) -> Lsn {
+        Lsn(self.durable_lsn)
+    }
+
+    /// How the records ended when the log was opened.
+    pub fn tail_state(&self) -> WalTailState {
+        self.tail
+    }
+
+    /// Segments in the log.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// The segments, oldest first.
+    pub fn segments(&self) -> &[SegmentInfo] {
+        &self.segments
+    }
+
+    /// `true` once a write or sync has failed.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &WalConfig {
+        &self.config
+    }
+
+    /// The store, for what the log does not do itself (such as syncing a
+    /// segment's device outside a lock).
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+
+    /// Bytes written to the active segment (headers included).
+    pub fn active_written_bytes(&self) -> u64 {
+        self.active.written_offset()
+    }
+}
+
+fn problem_error<E: DeviceError>(problem: &VerifyProblem) -> Error<E> {
+    match problem.kind {
+        VerifyProblemKind::MissingRecords { expected, found } => Error::Chain {
+            segment: problem.segment,
+            reason: ChainDefect::MissingRecords { expected, found },
+        },
+        VerifyProblemKind::Corrupt | VerifyProblemKind::Header => Error::Corrupt {
+            segment: problem.segment,
+            offset: problem.offset,
+            reason: Corruption::SyncedDataDamaged {
+                next_valid_offset: problem.offset,
+            },
+        },
+    }
+}
+
+/// A lending iterator over `(lsn, payload)`: payloads borrow the log's
+/// buffer, so call [`next_record`](WalIter::next_record) in a `while let` loop.
+#[derive(Debug)]
+pub struct WalIter<'w, S: SegmentStore, B, const MAX_SEGMENTS: usize> {
+    wal: &'w mut Wal<S, B, MAX_SEGMENTS>,
+    next: Lsn,
+    /// Segment index and offset of `next`, once found.
+    position: Option<(usize, u64)>,
+    failed: bool,
+}
+
+impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
+    WalIter<'_, S, B, MAX_SEGMENTS>
+{
+    /// The next record, or `None` at the end of the log (as of this call)
+    /// or after an error.
+    pub fn next_record(&mut self) -> Option<WalItem<'_, S::Error>> {
+        if self.failed || self.next.0 >= self.wal.next_lsn {
+            return None;
+        }
+        match self.step() {
+            Ok((index, offset)) => {
+                let lsn = self.next;
+                let (device, cursor) = match self.wal.device_and_cursor(index) {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        self.failed = true;
+                        return Some(Err(e));
+                    }
+                };
+                match cursor.read_record(device, offset, ReadHint::Sequential) {
+                    Ok(record) => {
+                        self.position = Some((index, record.next_offset));
+                        self.next = Lsn(lsn.0 + 1);
+                        Some(Ok((lsn, record.payload)))
+                    }
+                    Err(e) => {
+                        self.failed = true;
+                        Some(Err(e))
+                    }
+                }
+            }
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// Segment index and offset of the record `self.next`.
+    fn step(&mut self) -> Result<(usize, u64), Error<S::Error>> {
+        let lsn = self.next.0;
+        match self.position {
+            Some((index, offset)) => {
+                let segment_end = self.wal.segments.get(index + 1).map(|n| n.header.base_lsn);
+                if segment_end.is_some_and(|end| lsn >= end) {
+                    // Into the next segment: its first record.
+                    let next_index = index + 1;
+                    let start = u64::from(self.wal.segments[next_index].header.records_start());
+                    Ok((next_index, start))
+                } else {
+                    Ok((index, offset))
+                }
+            }
+            None => self.wal.position_of(lsn),
+        }
+    }
+}
+
+#[cfg(test)]
+// Host-only tests: offsets into small in-memory images fit any usize.
+#[allow(clippy::cast_possible_truncation)]
+mod tests {
+    use std::vec::Vec;
+
+    use super::*;
+    use crate::test_device::MemStore;
+
+    type TestWal = Wal<MemStore, [u8; 8192], 64>;
+
+    fn config() -> WalConfig {
+        WalConfig {
+            segment_size_bytes: 4096,
+            durability: Durability::Manual,
+            ..WalConfig::default()
+        }
+    }
+
+    fn open(store: MemStore) -> TestWal {
+        Wal::open(store, config(), [0u8; 8192]).unwrap()
+    }
+
+    fn payload(lsn: u64) -> Vec<u8> {
+        let len = usize::try_from(lsn % 97).unwrap();
+        (0..len)
+            .map(|i| u8::try_from((lsn as usize + i) % 251).unwrap())
+            .collect()
+    }
+
+    /// Appends records up to `last` (inclusive), synced.
+    fn fill(wal: &mut TestWal, last: u64) {
+        while wal.next_lsn().0 <= last {
+            let lsn = wal.next_lsn().0;
+            assert_eq!(wal.append(&payload(lsn)).unwrap(), Lsn(lsn));
+        }
+        wal.sync().unwrap();
+    }
+
+    fn check_all(wal: &mut TestWal) {
+        let (first, next) = (wal.first_lsn().0, wal.next_lsn().0);
+        for lsn in first..next {
+            assert_eq!(
+                &*wal.read(Lsn(lsn)).unwrap(),
+                &payload(lsn)[..],
+                "lsn {lsn}"
+            );
+        }
+        let mut iter = wal.iter();
+        let mut expected = first;
+        while let Some(item) = iter.next_record() {
+            let (lsn, data) = item.unwrap();
+            assert_eq!((lsn.0, &*data), (expected, &payload(expected)[..]));
+            expected += 1;
+        }
+        assert_eq!(expected, next);
+    }
+
+    #[test]
+    fn lsns_are_dense_across_rotations_and_reopens() {
+        let mut wal = open(MemStore::default());
+        assert_eq!(wal.next_lsn(), Lsn(1));
+        fill(&mut wal, 300);
+        assert!(wal.segment_count() >= 4, "rotated: {}", wal.segment_count());
+        check_all(&mut wal);
+        // Clean close: reopened from the marker.
+        let store = wal.close().unwrap();
+        let mut wal = open(store);
+        assert_eq!(
+            (wal.next_lsn(), wal.tail_state()),
+            (Lsn(301), WalTailState::Clean)
+        );
+        fill(&mut wal, 400);
+        check_all(&mut wal);
+        // Crash (no close): reopened by scanning.
+        let store = wal.store_mut().clone();
+        drop(wal);
+        let mut wal = open(store);
+        assert_eq!(wal.next_lsn(), Lsn(401));
+        check_all(&mut wal);
+    }
+
+    #[test]
+    fn iter_from_seeks_into_any_segment() {
+        let mut wal = open(MemStore::default());
+        fill(&mut wal, 200);
+        for start in [1u64, 2, 57, 150, 200, 201] {
+            let mut iter = wal.iter_from(Lsn(start)).unwrap();
+            let mut expected = start;
+            while let Some(item) = iter.next_record() {
+                assert_eq!(item.unwrap().0, Lsn(expected));
+                expected += 1;
+            }
+            assert_eq!(expected, 201);
+        }
+        assert!(matches!(
+            wal.iter_from(Lsn(202)),
+            Err(Error::LsnOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn checkpoint_removes_whole_segments_and_lsns_survive_reopen() {
+        let mut wal = open(MemStore::default());
+        fill(&mut wal, 300);
+        let before = wal.segment_count();
+        let removed = wal.checkpoint(Lsn(150)).unwrap();
+        assert!(removed > 0 && wal.segment_count() == before - removed);
+        assert!(
+            wal.first_lsn().0 <= 151,
+            "nothing above the checkpoint is gone"
+        );
+        assert!(matches!(wal.read(Lsn(1)), Err(Error::LsnOutOfRange { .. })));
+        check_all(&mut wal);
+        // Everything but the active segment.
+        wal.checkpoint(Lsn(300)).unwrap();
+        assert_eq!(wal.segment_count(), 1);
+        let first = wal.first_lsn();
+        let store = wal.store_mut().clone();
+        drop(wal);
+        let mut wal = open(store);
+        assert_eq!((wal.first_lsn(), wal.next_lsn()), (first, Lsn(301)));
+        assert_eq!(wal.append(b"next").unwrap(), Lsn(301));
+        assert!(matches!(
+            wal.checkpoint(Lsn(302)),
+            Err(Error::LsnOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn truncate_after_cuts_atomically_and_lsns_continue_from_the_cut() {
+        for cut in [0u64, 1, 10, 100, 299, 300] {
+            let mut wal = open(MemStore::default());
+            fill(&mut wal, 300);
+            wal.truncate_after(Lsn(cut)).unwrap();
+            assert_eq!(wal.next_lsn(), Lsn(cut + 1), "cut {cut}");
+            check_all(&mut wal);
+            let store = wal.store_mut().clone();
+            drop(wal);
+            let mut wal = open(store);
+            assert_eq!(wal.next_lsn(), Lsn(cut + 1), "cut {cut} after reopen");
+            fill(&mut wal, cut + 50);
+            check_all(&mut wal);
+        }
+    }
+
+    #[test]
+    fn a_truncation_interrupted_after_its_cut_finishes_at_open() {
+        let mut wal = open(MemStore::default());
+        fill(&mut wal, 300);
+        let before = wal.store_mut().clone();
+        wal.truncate_after(Lsn(42)).unwrap();
+        // The crash: the new segment exists, the cut-off ones were not yet
+        // deleted.
+        let mut crashed = wal.store_mut().clone();
+        for (id, device) in before.segments {
+            crashed.segments.entry(id).or_insert(device);
+        }
+        let mut wal = open(crashed);
+        assert_eq!(wal.next_lsn(), Lsn(43));
+        check_all(&mut wal);
+        assert!(
+            wal.store_mut().segments.len() == wal.segment_count(),
+            "cut-off segments deleted"
+        );
+    }
+
+    #[test]
+    fn a_missing_middle_segment_is_a_gap() {
+        let mut wal = open(MemStore::default());
+        fill(&mut wal, 300);
+        let mut store = wal.store_mut().clone();
+        let middle = *store.segments.keys().nth(2).unwrap();
+        store.segments.remove(&middle);
+        let error =
+            Wal::<MemStore, [u8; 8192], 64>::open(store, config(), [0u8; 8192]).unwrap_err();
+        assert!(
+            matches!(error, Error::Chain { reason: ChainDefect::MissingPredecessor { missing }, .. } if missing == middle)
+        );
+    }
+
+    #[test]
+    fn an_allocation_cut_short_is_discarded_at_open() {
+        let mut wal = open(MemStore::default());
+        fill(&mut wal, 100);
+        let mut store = wal.store_mut().clone();
+        let newest = *store.segments.keys().last().unwrap();
+        store
+            .segments
+            .insert(newest + 1, crate::test_device::MemDevice::file_like(4096));
+        let mut wal = open(store);
+        assert_eq!(wal.next_lsn(), Lsn(101));
+        assert!(!wal.store_mut().segments.contains_key(&(newest + 1)));
+    }
+
+    #[test]
+    fn bad_input_changes_nothing() {
+        let mut wal = open(MemStore::default());
+        fill(&mut wal, 10);
+        assert!(matches!(
+            wal.append(&[0u8; 5000]),
+            Err(Error::RecordTooLarge { .. })
+        ));
+        assert!(matches!(
+            wal.truncate_after(Lsn(11)),
+            Err(Error::LsnOutOfRange { .. })
+        ));
+        assert!(matches!(
+            wal.read(Lsn(11)),
+            Err(Error::LsnOutOfRange { .. })
+        ));
+        assert!(matches!(wal.read(Lsn(0)), Err(Error::LsnOutOfRange { .. })));
+        assert_eq!(wal.next_lsn(), Lsn(11));
+        check_all(&mut wal);
+    }
+
+    #[test]
+    fn a_failed_write_poisons_until_reopen() {
+        let mut wal = open(MemStore::default());
+        fill(&mut wal, 10);
+        let active = *wal.store_mut().segments.keys().last().unwrap();
+        wal.store_mut()
+            .segments
+            .get_mut(&active)
+            .unwrap()
+            .writes_before_failure = Some(0);
+        assert!(matches!(wal.append(b"x"), Err(Error::Device(_))));
+        assert!(matches!(wal.append(b"y"), Err(Error::Poisoned)));
+        assert!(matches!(wal.sync(), Err(Error::Poisoned)));
+        let mut store = wal.store_mut().clone();
+        store
+            .segments
+            .get_mut(&active)
+            .unwrap()
+            .writes_before_failure = None;
+        let mut wal = open(store);
+        assert_eq!(
+            wal.append(b"z").unwrap(),
+            Lsn(11),
+            "no LSN skipped or reused"
+        );
+    }
+
+    #[test]
+    fn full_verification_agrees_with_the_log() {
+        let mut wal = open(MemStore::default());
+        fill(&mut wal, 200);
+        let report = wal.verify().unwrap();
+        assert!(report.is_clean(), "{report:?}");
+        assert_eq!(report.records, 200);
+        // Damage a sealed segment's record.
+        let mut store = wal.store_mut().clone();
+        let sealed = *store.segments.keys().nth(1).unwrap();
+        store.segments.get_mut(&sealed).unwrap().bytes[200] ^= 1;
+        let mut wal = open(store.clone());
+        let report = wal.verify().unwrap();
+        assert_eq!(report.problem_count, 1);
+        assert_eq!(report.problems[0].segment, sealed);
+        let full = WalConfig {
+            verification: OpenVerification::Full,
+            ..config()
+        };
+        assert!(Wal::<MemStore, [u8; 8192], 64>::open(store, full, [0u8; 8192]).is_err());
+    }
+}
