@@ -54,10 +54,12 @@ mod device;
 mod error;
 mod state;
 mod stats;
+mod store;
 
 pub use device::RamDevice;
 pub use error::{Operation, RamError};
 pub use stats::Stats;
+pub use store::{RamSegment, RamStore, Survivors};
 
 #[cfg(test)]
 mod tests;

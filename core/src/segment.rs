@@ -443,6 +443,22 @@ impl SegmentAppender {
         Ok(())
     }
 
+    /// The state of a segment as a scan found it, for reading only: nothing
+    /// is repaired or written (a read-only open of a log another process
+    /// writes). Appending through it is refused by the log.
+    pub fn from_scan(segment_start: u64, header: SegmentHeader, report: &ScanReport) -> Self {
+        SegmentAppender {
+            segment_start,
+            header,
+            written_offset: report.records_end,
+            synced_offset: report.records_end,
+            record_count: report.record_count,
+            hole_start: None,
+            marker_to_wipe: None,
+            poisoned: true,
+        }
+    }
+
     /// Applies the scan's verdict on the tail.
     fn settle_tail<D: BlockDevice>(
         &mut self,

@@ -78,6 +78,10 @@ pub struct WalConfig {
     pub recovery_mode: RecoveryMode,
     /// How much open verifies.
     pub verification: OpenVerification,
+    /// Open without writing anything: no repair, no deletion, every write
+    /// refused with [`Error::ReadOnly`]. For following a log another
+    /// process writes ([`Wal::refresh`]).
+    pub read_only: bool,
 }
 
 impl Default for WalConfig {
@@ -89,6 +93,7 @@ impl Default for WalConfig {
             durability: Durability::Sync,
             recovery_mode: RecoveryMode::Strict,
             verification: OpenVerification::Tail,
+            read_only: false,
         }
     }
 }
@@ -215,6 +220,7 @@ pub struct Wal<S: SegmentStore, B, const MAX_SEGMENTS: usize> {
     durable_lsn: u64,
     tail: WalTailState,
     poisoned: bool,
+    read_only: bool,
     cursor: SegmentCursor<B>,
     /// Which segment the cursor points at, by sequence.
     cursor_sequence: Option<u64>,
@@ -259,9 +265,29 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         }
         let mut unfinished = heapless::Vec::new();
         let mut segments = Self::read_headers(&mut store, buffer.as_mut(), &mut unfinished)?;
-        Self::settle_chain(&mut store, &mut segments, &unfinished)?;
+        Self::settle_chain(&mut store, &mut segments, &unfinished, config.read_only)?;
         let mut tail = WalTailState::Clean;
         let (active, active_info) = match segments.last().copied() {
+            None if config.read_only => return Err(Error::ReadOnly),
+            Some(info) if config.read_only => {
+                let (device, start) = store.device(info.id).map_err(Error::Device)?;
+                let report = recovery::scan(device, start, &info.header, buffer.as_mut())?;
+                if let TailClass::Torn { offset, dirty_end }
+                | TailClass::Corrupt {
+                    offset, dirty_end, ..
+                } = report.tail
+                {
+                    tail = WalTailState::TruncatedAt {
+                        segment: info.header.sequence,
+                        offset: u64::from(offset),
+                        bytes_discarded: u64::from(dirty_end - offset),
+                    };
+                }
+                (
+                    SegmentAppender::from_scan(start, info.header, &report),
+                    info,
+                )
+            }
             None => {
                 let identity = SegmentIdentity::first(1, FIRST_LSN, store.fresh_salt());
                 let (appender, info) = Self::create_segment(&mut store, &config, identity)?;
@@ -323,6 +349,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             durable_lsn: next_lsn,
             tail,
             poisoned: false,
+            read_only: config.read_only,
             cursor,
             cursor_sequence: None,
             #[cfg(feature = "alloc")]
@@ -427,6 +454,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         store: &mut S,
         segments: &mut heapless::Vec<SegmentInfo, MAX_SEGMENTS>,
         unfinished: &[SegmentId],
+        read_only: bool,
     ) -> Result<(), Error<S::Error>> {
         let mut on_chain: heapless::Vec<bool, MAX_SEGMENTS> = heapless::Vec::new();
         for _ in 0..segments.len() {
@@ -473,7 +501,12 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             }
         }
         // Newest first, as truncation itself deletes them.
-        for &id in cut_off.iter().rev().chain(unfinished) {
+        for &id in cut_off
+            .iter()
+            .rev()
+            .chain(unfinished)
+            .filter(|_| !read_only)
+        {
             store.release(id).map_err(Error::Device)?;
         }
         let mut kept: heapless::Vec<SegmentInfo, MAX_SEGMENTS> = heapless::Vec::new();
@@ -543,6 +576,9 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
     /// As for [`append`](Self::append); a batch larger than a segment can
     /// hold is [`Error::RecordTooLarge`].
     pub fn append_batch(&mut self, payloads: &[&[u8]]) -> Result<Range<Lsn>, Error<S::Error>> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
         if self.poisoned {
             return Err(Error::Poisoned);
         }
@@ -606,6 +642,9 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
     ///
     /// [`Error::Poisoned`]; [`Error::Device`], which poisons the log.
     pub fn sync(&mut self) -> Result<(), Error<S::Error>> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
         if self.poisoned {
             return Err(Error::Poisoned);
         }
@@ -628,6 +667,9 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
     ///
     /// [`Error::Poisoned`].
     pub fn begin_sync(&self) -> Result<SyncTicket, Error<S::Error>> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
         if self.poisoned {
             return Err(Error::Poisoned);
         }
@@ -674,6 +716,9 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
     /// changes); [`Error::Device`] when a removal fails (the segments
     /// before it are gone, the rest stay: the log is consistent either way).
     pub fn checkpoint(&mut self, lsn: Lsn) -> Result<usize, Error<S::Error>> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
         let first = self.first_lsn().0;
         if lsn.0 < first || lsn.0 >= self.next_lsn {
             return Err(self.out_of_range(lsn.0));
@@ -703,6 +748,9 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
     /// [`Error::TooManySegments`]; [`Error::Poisoned`]; [`Error::Device`],
     /// which poisons the log.
     pub fn truncate_after(&mut self, lsn: Lsn) -> Result<(), Error<S::Error>> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
         if self.poisoned {
             return Err(Error::Poisoned);
         }
@@ -991,6 +1039,9 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
     ///
     /// As for [`close`](Self::close).
     pub fn close_in_place(&mut self) -> Result<(), Error<S::Error>> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
         if self.poisoned {
             return Err(Error::Poisoned);
         }
@@ -1004,6 +1055,23 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         self.poison_on(result)?;
         self.durable_lsn = self.next_lsn;
         Ok(())
+    }
+
+    /// Read-only logs: re-reads the store to see what another process has
+    /// written since (new records, new segments, checkpoints, truncations).
+    /// Costs what an open costs: every header and a scan of the newest
+    /// segment.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ReadOnly`] the other way round: on a writable log there is
+    /// nothing to refresh from. Otherwise as for [`open`](Self::open).
+    pub fn refresh(self) -> Result<Self, Error<S::Error>> {
+        if !self.read_only {
+            return Err(Error::ReadOnly);
+        }
+        let buffer = self.cursor.into_buffer();
+        Self::open(self.store, self.config, buffer)
     }
 
     /// The first LSN still in the log.
@@ -1409,5 +1477,35 @@ mod tests {
             ..config()
         };
         assert!(Wal::<MemStore, [u8; 8192], 64>::open(store, full, [0u8; 8192]).is_err());
+    }
+
+    #[test]
+    fn read_only_open_reads_everything_and_writes_nothing() {
+        let mut wal = open(MemStore::default());
+        fill(&mut wal, 150);
+        wal.append(b"unsynced tail").unwrap();
+        let store = wal.store_mut().clone();
+        let before = store.segments.clone();
+        let read_only = WalConfig {
+            read_only: true,
+            ..config()
+        };
+        let mut reader =
+            Wal::<MemStore, [u8; 8192], 64>::open(store, read_only, [0u8; 8192]).unwrap();
+        assert_eq!(reader.next_lsn(), Lsn(152));
+        assert!(matches!(reader.append(b"x"), Err(Error::ReadOnly)));
+        assert!(matches!(reader.checkpoint(Lsn(10)), Err(Error::ReadOnly)));
+        assert!(matches!(
+            reader.truncate_after(Lsn(10)),
+            Err(Error::ReadOnly)
+        ));
+        for lsn in 1..=150 {
+            assert_eq!(&*reader.read(Lsn(lsn)).unwrap(), &payload(lsn)[..]);
+        }
+        let after = &reader.store_mut().segments;
+        assert_eq!(after.len(), before.len());
+        for (id, device) in after {
+            assert_eq!(device.bytes, before[id].bytes, "segment {id} untouched");
+        }
     }
 }
