@@ -62,7 +62,7 @@ pub struct FileError {
 }
 
 impl FileError {
-    fn new(kind: ErrorKind, errno: Option<i32>, context: &'static str) -> Self {
+    pub(crate) fn new(kind: ErrorKind, errno: Option<i32>, context: &'static str) -> Self {
         FileError {
             kind,
             errno,
@@ -71,7 +71,7 @@ impl FileError {
     }
 
     /// An error from an I/O call; the kind follows the errno.
-    fn from_io(context: &'static str, error: &io::Error) -> Self {
+    pub(crate) fn from_io(context: &'static str, error: &io::Error) -> Self {
         let errno = error.raw_os_error();
         FileError::new(errno.map_or(ErrorKind::Io, kind_for_errno), errno, context)
     }

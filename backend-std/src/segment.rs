@@ -146,11 +146,7 @@ impl Writer {
         let config = options.config()?;
         let device =
             FileDevice::create(path, options.segment_size_bytes).map_err(|e| Error::io(path, e))?;
-        let identity = SegmentIdentity {
-            sequence: 0,
-            base_lsn: 0,
-            salt: fresh_salt(),
-        };
+        let identity = SegmentIdentity::first(0, 0, fresh_salt());
         let inner = SegmentWriter::create(device, 0, &config, identity, user_area);
         let inner = match inner {
             Ok(inner) => inner,

@@ -1,5 +1,5 @@
-//! The raw libc calls std does not offer: vectored positional writes and
-//! preallocation.
+//! The raw libc calls std does not offer: vectored positional writes,
+//! preallocation and `flock`.
 //!
 //! This is the only module with `unsafe`. Each wrapper makes exactly one
 //! system call and turns its result into an `io::Result`; retrying on
@@ -93,5 +93,44 @@ pub(crate) fn posix_fallocate(file: &File, len_bytes: u64) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::from_raw_os_error(status))
+    }
+}
+
+/// One non-blocking `flock(2)` taking the exclusive lock on `file`'s open
+/// file description.
+///
+/// std's `File::try_lock` does the same but needs Rust 1.89, past this
+/// workspace's `rust-version`.
+///
+/// # Errors
+///
+/// The OS error: `EWOULDBLOCK` when another open file description holds a
+/// lock on the file (in this process or another), `ENOLCK`, or
+/// `EOPNOTSUPP`/`ENOSYS` where the file system has no locks. The call never
+/// waits, so it does not fail with `EINTR`.
+pub(crate) fn try_lock_exclusive(file: &File) -> io::Result<()> {
+    flock(file, libc::LOCK_EX | libc::LOCK_NB)
+}
+
+/// One non-blocking `flock(2)` taking a shared lock on `file`'s open file
+/// description; closing the file releases it.
+///
+/// # Errors
+///
+/// As for [`try_lock_exclusive`]; `EWOULDBLOCK` when an exclusive lock is
+/// held.
+pub(crate) fn try_lock_shared(file: &File) -> io::Result<()> {
+    flock(file, libc::LOCK_SH | libc::LOCK_NB)
+}
+
+fn flock(file: &File, operation: libc::c_int) -> io::Result<()> {
+    // SAFETY: flock takes no pointers; the descriptor stays open because
+    // `file` is borrowed for the call.
+    #[allow(unsafe_code)]
+    let status = unsafe { libc::flock(file.as_raw_fd(), operation) };
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }

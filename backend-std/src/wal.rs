@@ -1,0 +1,587 @@
+//! The write-ahead log over a directory of segment files: [`Wal`] for one
+//! owner, [`SharedWal`] for many threads with group commit.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use segwal::{
+    BlockDevice, ChecksumKind, Durability, Lsn, OpenVerification, RecoveryMode,
+    SEQUENTIAL_WINDOW_BYTES, SegmentInfo, SegmentStore, VerifyReport, WalConfig, WalTailState,
+};
+
+use crate::dir::{AccessMode, DirStore};
+use crate::error::{Error, Result};
+
+/// Segments a log can hold before it must be checkpointed: 64 TiB of
+/// 64 MiB segments.
+pub const MAX_SEGMENTS: usize = 1 << 20 >> 10;
+
+/// The read buffer of a log: one sequential read-ahead window.
+const BUFFER_BYTES: usize = 64 * 1024;
+const _: () = assert!(BUFFER_BYTES as u64 == SEQUENTIAL_WINDOW_BYTES);
+
+type CoreWal = segwal::Wal<DirStore, Box<[u8]>, MAX_SEGMENTS>;
+
+/// How a log is opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalOptions {
+    /// Size of each segment file (default 64 MiB, at most 4 GiB - 1).
+    pub segment_size_bytes: u64,
+    /// When appends are durable (default: every append is fdatasync'd).
+    pub durability: Durability,
+    /// Checksum of new segments.
+    pub checksum_kind: ChecksumKind,
+    /// Largest payload; `None` allows anything a segment holds.
+    pub record_len_max: Option<u32>,
+    /// What open does with corruption in the newest segment.
+    pub recovery_mode: RecoveryMode,
+    /// How much open verifies.
+    pub verification: OpenVerification,
+    /// Prepare the next segment file in the background, so a rotation
+    /// renames a ready file instead of writing 64 MiB of zeros.
+    pub prepare_next_segment: bool,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        WalOptions {
+            segment_size_bytes: 64 << 20,
+            durability: Durability::Sync,
+            checksum_kind: ChecksumKind::Crc32c,
+            record_len_max: None,
+            recovery_mode: RecoveryMode::Strict,
+            verification: OpenVerification::Tail,
+            prepare_next_segment: true,
+        }
+    }
+}
+
+impl WalOptions {
+    fn config(&self, read_only: bool) -> Result<WalConfig> {
+        let segment_size_bytes = u32::try_from(self.segment_size_bytes)
+            .map_err(|_| segwal::Error::Config(segwal::ConfigError::SegmentSize))?;
+        Ok(WalConfig {
+            segment_size_bytes,
+            checksum_kind: self.checksum_kind,
+            record_len_max: self.record_len_max,
+            durability: self.durability,
+            recovery_mode: self.recovery_mode,
+            verification: self.verification,
+            read_only,
+        })
+    }
+}
+
+fn open_core(dir: &Path, options: &WalOptions, mode: AccessMode) -> Result<Box<CoreWal>> {
+    let read_only = mode == AccessMode::ReadOnly;
+    let config = options.config(read_only)?;
+    let mut store = DirStore::open(dir, mode)?;
+    if !read_only {
+        store.set_prepare_ahead(options.prepare_next_segment);
+    }
+    let buffer = vec![0u8; BUFFER_BYTES].into_boxed_slice();
+    Ok(Box::new(segwal::Wal::open(store, config, buffer)?))
+}
+
+/// A write-ahead log in a directory: dense LSNs from 1, segment files that
+/// rotate, checkpoint and truncate, one writer per directory.
+///
+/// # Example
+///
+/// ```
+/// use segwal_std::Wal;
+///
+/// let dir = tempfile::tempdir()?;
+/// let mut wal = Wal::open(dir.path())?;
+/// let first = wal.append(b"first entry")?;   // durable when it returns
+/// let second = wal.append(b"second entry")?;
+/// assert_eq!(second.0, first.0 + 1);
+/// for entry in wal.iter() {
+///     let (lsn, data) = entry?;
+///     println!("{lsn}: {}", String::from_utf8_lossy(&data));
+/// }
+/// wal.close()?; // the next open reads no records
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Wal {
+    inner: Box<CoreWal>,
+    dir: PathBuf,
+}
+
+impl Wal {
+    /// Opens (or creates) the log in `dir` with the default options.
+    ///
+    /// # Errors
+    ///
+    /// As for [`open_with`](Self::open_with).
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(dir, &WalOptions::default())
+    }
+
+    /// Opens (or creates) the log in `dir` for writing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Locked`] when another writer holds the directory (in this
+    /// process or another); [`Error::NotADirectory`] and [`Error::Io`] for a
+    /// path that cannot hold a log; [`Error::Log`] for a log that is not
+    /// consistent, naming the segment and offset.
+    pub fn open_with(dir: impl AsRef<Path>, options: &WalOptions) -> Result<Self> {
+        let dir = dir.as_ref();
+        let inner = open_core(dir, options, AccessMode::ReadWrite)?;
+        Ok(Wal {
+            inner,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Opens the log in `dir` for reading only: takes no lock, writes
+    /// nothing, and can follow a log another process writes
+    /// ([`refresh`](Self::refresh)).
+    ///
+    /// # Errors
+    ///
+    /// As for [`open_with`](Self::open_with), but never `Locked`.
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let inner = open_core(dir, &WalOptions::default(), AccessMode::ReadOnly)?;
+        Ok(Wal {
+            inner,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Re-reads the directory of a read-only log to see what its writer has
+    /// added (or checkpointed, or truncated) since.
+    ///
+    /// # Errors
+    ///
+    /// [`segwal::Error::ReadOnly`] on a writable log; as for opening.
+    pub fn refresh(&mut self) -> Result<()> {
+        let fresh = open_core(&self.dir, &WalOptions::default(), AccessMode::ReadOnly)?;
+        if !self.inner.config().read_only {
+            return Err(segwal::Error::ReadOnly.into());
+        }
+        self.inner = fresh;
+        Ok(())
+    }
+
+    /// Appends a record and returns its LSN. With [`Durability::Sync`] (the
+    /// default) it has been fdatasync'd when this returns `Ok`.
+    ///
+    /// # Errors
+    ///
+    /// [`segwal::Error::RecordTooLarge`] writes nothing; a failed write or
+    /// sync (a full disk included) poisons the log:
+    /// [`segwal::Error::Poisoned`] until it is reopened.
+    pub fn append(&mut self, payload: &[u8]) -> Result<Lsn> {
+        Ok(self.inner.append(payload)?)
+    }
+
+    /// Appends records as one atomic batch: one `pwritev` (per 32 records)
+    /// and one fdatasync; after a crash all of them are there or none.
+    ///
+    /// # Errors
+    ///
+    /// As for [`append`](Self::append).
+    pub fn append_batch(&mut self, payloads: &[&[u8]]) -> Result<Range<Lsn>> {
+        Ok(self.inner.append_batch(payloads)?)
+    }
+
+    /// Makes every appended record durable ([`Durability::Manual`]).
+    ///
+    /// # Errors
+    ///
+    /// A failed fdatasync poisons the log.
+    pub fn sync(&mut self) -> Result<()> {
+        Ok(self.inner.sync()?)
+    }
+
+    /// Reads the record at `lsn`, checksum verified, without scanning
+    /// earlier segments.
+    ///
+    /// # Errors
+    ///
+    /// [`segwal::Error::LsnOutOfRange`] for an LSN checkpointed away or not
+    /// yet written; corruption errors naming segment and offset.
+    pub fn read(&mut self, lsn: Lsn) -> Result<Vec<u8>> {
+        Ok(self.inner.read(lsn)?.to_vec())
+    }
+
+    /// Reads the record at `lsn` into `out` (cleared first), reusing its
+    /// allocation.
+    ///
+    /// # Errors
+    ///
+    /// As for [`read`](Self::read).
+    pub fn read_into(&mut self, lsn: Lsn, out: &mut Vec<u8>) -> Result<()> {
+        let payload = self.inner.read(lsn)?;
+        out.clear();
+        out.extend_from_slice(&payload);
+        Ok(())
+    }
+
+    /// Iterates over every record, oldest first.
+    pub fn iter(&mut self) -> Iter<'_> {
+        Iter {
+            inner: self.inner.iter(),
+        }
+    }
+
+    /// Iterates from `lsn`, found without scanning earlier segments.
+    ///
+    /// # Errors
+    ///
+    /// [`segwal::Error::LsnOutOfRange`] unless `first_lsn <= lsn <= next_lsn`.
+    pub fn iter_from(&mut self, lsn: Lsn) -> Result<Iter<'_>> {
+        Ok(Iter {
+            inner: self.inner.iter_from(lsn)?,
+        })
+    }
+
+    /// Durably removes every sealed segment whose records are all `<= lsn`;
+    /// never the active one. Returns how many were removed.
+    ///
+    /// # Errors
+    ///
+    /// [`segwal::Error::LsnOutOfRange`] for an LSN outside the log.
+    pub fn checkpoint(&mut self, lsn: Lsn) -> Result<usize> {
+        Ok(self.inner.checkpoint(lsn)?)
+    }
+
+    /// Durably removes every record after `lsn`; the next append gets
+    /// `lsn + 1`. Atomic across a crash.
+    ///
+    /// # Errors
+    ///
+    /// [`segwal::Error::LsnOutOfRange`] unless `first_lsn - 1 <= lsn < next_lsn`.
+    pub fn truncate_after(&mut self, lsn: Lsn) -> Result<()> {
+        Ok(self.inner.truncate_after(lsn)?)
+    }
+
+    /// How the records ended at open.
+    pub fn tail_state(&self) -> WalTailState {
+        self.inner.tail_state()
+    }
+
+    /// The first LSN still in the log.
+    pub fn first_lsn(&self) -> Lsn {
+        self.inner.first_lsn()
+    }
+
+    /// The LSN the next append gets.
+    pub fn next_lsn(&self) -> Lsn {
+        self.inner.next_lsn()
+    }
+
+    /// Segment files in the log.
+    pub fn segment_count(&self) -> usize {
+        self.inner.segment_count()
+    }
+
+    /// The segments, oldest first.
+    pub fn segments(&self) -> &[SegmentInfo] {
+        self.inner.segments()
+    }
+
+    /// Scans every segment and checks every checksum and record count.
+    ///
+    /// # Errors
+    ///
+    /// A read failure; damage is in the report.
+    pub fn verify(&mut self) -> Result<VerifyReport> {
+        Ok(self.inner.verify()?)
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Closes cleanly: writes the clean-close marker, so the next open
+    /// reads no records. Dropping the log does the same, ignoring errors.
+    ///
+    /// # Errors
+    ///
+    /// When the final sync fails.
+    pub fn close(mut self) -> Result<()> {
+        self.close_inner()
+    }
+
+    fn close_inner(&mut self) -> Result<()> {
+        if self.inner.config().read_only || self.inner.is_poisoned() {
+            return Ok(());
+        }
+        Ok(self.inner.close_in_place()?)
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        let _ = self.close_inner();
+    }
+}
+
+/// Iterator over `(lsn, payload)`; payloads are copied out of the log's
+/// buffer.
+#[derive(Debug)]
+pub struct Iter<'w> {
+    inner: segwal::WalIter<'w, DirStore, Box<[u8]>, MAX_SEGMENTS>,
+}
+
+impl Iterator for Iter<'_> {
+    type Item = Result<(Lsn, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = self.inner.next_record()?;
+        Some(
+            item.map(|(lsn, payload)| (lsn, payload.to_vec()))
+                .map_err(Error::from),
+        )
+    }
+}
+
+/// State behind a [`SharedWal`]'s lock.
+#[derive(Debug)]
+struct Shared {
+    wal: Box<CoreWal>,
+    /// A leader is fdatasyncing outside the lock.
+    syncing: bool,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: Mutex<Shared>,
+    synced: Condvar,
+    dir: PathBuf,
+}
+
+/// A log many threads append to at once, with group commit: each `append`
+/// returns once its own record is durable, and one fdatasync covers every
+/// record appended while the previous one ran.
+///
+/// The first thread to find no sync running becomes the leader: it takes a
+/// ticket for everything written so far, releases the lock, fdatasyncs, and
+/// wakes the followers; a follower whose record the ticket did not cover
+/// becomes the next leader.
+///
+/// # Example
+///
+/// ```
+/// use segwal_std::SharedWal;
+///
+/// let dir = tempfile::tempdir()?;
+/// let wal = SharedWal::open(dir.path(), &Default::default())?;
+/// let threads: Vec<_> = (0..4)
+///     .map(|t| {
+///         let wal = wal.clone();
+///         std::thread::spawn(move || wal.append(format!("from thread {t}").as_bytes()))
+///     })
+///     .collect();
+/// for thread in threads {
+///     thread.join().expect("thread")?; // each Ok(lsn) is durable
+/// }
+/// assert_eq!(wal.next_lsn().0, 5);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SharedWal {
+    inner: Arc<Inner>,
+}
+
+impl SharedWal {
+    /// Opens (or creates) the log in `dir`. Appends are always durable when
+    /// they return; `options.durability` is ignored.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Wal::open_with`].
+    pub fn open(dir: impl AsRef<Path>, options: &WalOptions) -> Result<Self> {
+        let dir = dir.as_ref();
+        let options = WalOptions {
+            durability: Durability::Manual,
+            ..options.clone()
+        };
+        let wal = open_core(dir, &options, AccessMode::ReadWrite)?;
+        let inner = Inner {
+            state: Mutex::new(Shared {
+                wal,
+                syncing: false,
+            }),
+            synced: Condvar::new(),
+            dir: dir.to_path_buf(),
+        };
+        Ok(SharedWal {
+            inner: Arc::new(inner),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        // A panic while holding the lock leaves the log poisoned-safe: the
+        // core refuses writes after any failure, so the data is usable.
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends a record and returns its LSN once it is durable.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Wal::append`].
+    pub fn append(&self, payload: &[u8]) -> Result<Lsn> {
+        Ok(self.append_batch(&[payload])?.start)
+    }
+
+    /// Appends an atomic batch and returns once all of it is durable.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Wal::append_batch`].
+    pub fn append_batch(&self, payloads: &[&[u8]]) -> Result<Range<Lsn>> {
+        let mut state = self.lock();
+        let range = state.wal.append_batch(payloads)?;
+        self.wait_durable(state, range.end)?;
+        Ok(range)
+    }
+
+    /// Blocks until every LSN below `end` is durable, leading a sync when
+    /// none is running.
+    fn wait_durable<'a>(&'a self, mut state: MutexGuard<'a, Shared>, end: Lsn) -> Result<()> {
+        loop {
+            if state.wal.durable_lsn() >= end {
+                return Ok(());
+            }
+            if state.wal.is_poisoned() {
+                return Err(segwal::Error::Poisoned.into());
+            }
+            if state.syncing {
+                state = self
+                    .inner
+                    .synced
+                    .wait(state)
+                    .unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            let ticket = state.wal.begin_sync()?;
+            let mut device = match state.wal.store_mut().device(ticket.segment_id) {
+                Ok((device, _)) => device.clone(),
+                Err(e) => return Err(segwal::Error::Device(e).into()),
+            };
+            state.syncing = true;
+            drop(state);
+            let outcome = device.sync();
+            state = self.lock();
+            state.syncing = false;
+            let finished = state.wal.finish_sync(ticket, outcome);
+            self.inner.synced.notify_all();
+            finished?;
+        }
+    }
+
+    /// Makes everything appended so far durable.
+    ///
+    /// # Errors
+    ///
+    /// A failed fdatasync poisons the log.
+    pub fn sync(&self) -> Result<()> {
+        let state = self.lock();
+        let end = state.wal.next_lsn();
+        self.wait_durable(state, end)
+    }
+
+    /// Reads the record at `lsn`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Wal::read`].
+    pub fn read(&self, lsn: Lsn) -> Result<Vec<u8>> {
+        Ok(self.lock().wal.read(lsn)?.to_vec())
+    }
+
+    /// Durably removes sealed segments whose records are all `<= lsn`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Wal::checkpoint`].
+    pub fn checkpoint(&self, lsn: Lsn) -> Result<usize> {
+        Ok(self.lock().wal.checkpoint(lsn)?)
+    }
+
+    /// Durably removes every record after `lsn`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Wal::truncate_after`].
+    pub fn truncate_after(&self, lsn: Lsn) -> Result<()> {
+        let mut state = self.lock();
+        // Not while a leader syncs the segment the cut may seal.
+        while state.syncing {
+            state = self
+                .inner
+                .synced
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        Ok(state.wal.truncate_after(lsn)?)
+    }
+
+    /// The first LSN still in the log.
+    pub fn first_lsn(&self) -> Lsn {
+        self.lock().wal.first_lsn()
+    }
+
+    /// The LSN the next append gets.
+    pub fn next_lsn(&self) -> Lsn {
+        self.lock().wal.next_lsn()
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Writes the clean-close marker (the log stays usable; the marker is
+    /// wiped before the next append).
+    ///
+    /// # Errors
+    ///
+    /// When the final sync fails.
+    pub fn close(&self) -> Result<()> {
+        let mut state = self.lock();
+        while state.syncing {
+            state = self
+                .inner
+                .synced
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        Ok(state.wal.close_in_place()?)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if !state.wal.is_poisoned() {
+            let _ = state.wal.close_in_place();
+        }
+    }
+}
+
+/// Convenience: `true` when `dir` holds a segwal log (a segment file).
+///
+/// # Errors
+///
+/// When the directory cannot be listed.
+pub fn is_log_dir(dir: impl AsRef<Path>) -> Result<bool> {
+    let dir = dir.as_ref();
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        if entry.file_name().to_string_lossy().ends_with(".seg") {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
