@@ -120,8 +120,13 @@ pub enum WalTailState {
         segment: u64,
         /// Offset of the first discarded byte in it.
         offset: u64,
-        /// Bytes discarded.
+        /// Bytes discarded: exact for a torn tail; for a cut in a sealed
+        /// segment, the space from the cut to the end of the log.
         bytes_discarded: u64,
+        /// Records discarded that the log had counted: 0 for a torn tail
+        /// (its bytes were never acknowledged), the records from the damage
+        /// on for point-in-time recovery.
+        records_discarded: u64,
     },
 }
 
@@ -281,6 +286,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
                         segment: info.header.sequence,
                         offset: u64::from(offset),
                         bytes_discarded: u64::from(dirty_end - offset),
+                        records_discarded: 0,
                     };
                 }
                 (
@@ -320,6 +326,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
                                 segment: info.header.sequence,
                                 offset,
                                 bytes_discarded,
+                                records_discarded: 0,
                             };
                         }
                         appender
@@ -356,12 +363,37 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             index: crate::wal_index::IndexCache::default(),
         };
         if config.verification == OpenVerification::Full {
-            let report = wal.verify()?;
-            if let Some(problem) = report.problems.first() {
-                return Err(problem_error(problem));
-            }
+            wal.settle_verified()?;
         }
         Ok(wal)
+    }
+
+    /// After a full verification at open: strict mode refuses a damaged
+    /// log; point-in-time recovery cuts it just before the first damaged
+    /// record and reports what was dropped.
+    fn settle_verified(&mut self) -> Result<(), Error<S::Error>> {
+        let report = self.verify()?;
+        let Some(problem) = report.problems.first().copied() else {
+            return Ok(());
+        };
+        if self.config.recovery_mode == RecoveryMode::Strict || self.read_only {
+            return Err(problem_error(&problem));
+        }
+        let records_discarded = self.next_lsn - problem.lsn;
+        let index = self.segment_index_of(problem.lsn).unwrap_or(0);
+        let mut bytes_discarded =
+            u64::from(self.segments[index].header.segment_size_bytes) - problem.offset;
+        for info in &self.segments[index + 1..] {
+            bytes_discarded += u64::from(info.header.segment_size_bytes);
+        }
+        self.truncate_after(Lsn(problem.lsn - 1))?;
+        self.tail = WalTailState::TruncatedAt {
+            segment: problem.segment,
+            offset: problem.offset,
+            bytes_discarded,
+            records_discarded,
+        };
+        Ok(())
     }
 
     /// Reads the header of every segment in the store, oldest first.
@@ -1507,5 +1539,35 @@ mod tests {
         for (id, device) in after {
             assert_eq!(device.bytes, before[id].bytes, "segment {id} untouched");
         }
+    }
+
+    #[test]
+    fn point_in_time_recovery_cuts_before_damage_in_a_sealed_segment() {
+        let mut wal = open(MemStore::default());
+        fill(&mut wal, 200);
+        let mut store = wal.store_mut().clone();
+        let sealed = *store.segments.keys().nth(1).unwrap();
+        let base = wal.segments()[1].header.base_lsn;
+        store.segments.get_mut(&sealed).unwrap().bytes[200] ^= 1;
+        let config = WalConfig {
+            verification: OpenVerification::Full,
+            recovery_mode: RecoveryMode::TruncateAtCorruption,
+            ..config()
+        };
+        let mut wal = Wal::<MemStore, [u8; 8192], 64>::open(store, config, [0u8; 8192]).unwrap();
+        let WalTailState::TruncatedAt {
+            segment,
+            records_discarded,
+            ..
+        } = wal.tail_state()
+        else {
+            panic!("expected a cut, got {:?}", wal.tail_state());
+        };
+        let cut = wal.next_lsn().0;
+        assert_eq!(segment, sealed);
+        assert!(cut > base && cut < 200, "cut at {cut}");
+        assert_eq!(records_discarded, 201 - cut);
+        check_all(&mut wal);
+        assert!(wal.verify().unwrap().is_clean());
     }
 }
