@@ -308,7 +308,7 @@ impl Reader {
         match &flushed {
             Some(flushed) => inner.set_flushed_offset(flushed.get()),
             None => {
-                inner.recover_flushed_offset()?;
+                inner.recover_flushed_offset(segwal::RecoveryMode::Strict)?;
             }
         }
         Ok(Reader { inner, flushed })

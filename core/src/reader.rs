@@ -11,7 +11,7 @@ use crate::format::{
     self, RECORD_HEADER_LEN, RecordDefect, RecordHeader, SEGMENT_HEADER_LEN, SegmentHeader,
 };
 use crate::read_plan::{self, ReadHint, RecordPlan, Window};
-use crate::recovery::{self, ScanReport};
+use crate::recovery::{self, RecoveryMode, ScanReport, TailClass};
 use crate::segment::read_segment_header;
 
 /// A payload: borrowed from the reader's buffer when it fits (zero-copy),
@@ -145,10 +145,13 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     ///
     /// # Errors
     ///
-    /// [`Error::Device`] when a read fails.
+    /// [`Error::Corrupt`] in [`RecoveryMode::Strict`] when synced records
+    /// are damaged (the records before the damage are not passed off as the
+    /// whole segment); [`Error::Device`] when a read fails.
     pub fn recover_flushed_offset<D: BlockDevice>(
         &mut self,
         device: &mut D,
+        mode: RecoveryMode,
     ) -> Result<ScanReport, Error<D::Error>> {
         let report = recovery::scan(
             device,
@@ -157,16 +160,37 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
             self.buffer.as_mut(),
         )?;
         self.window = Window::default();
+        if let (
+            TailClass::Corrupt {
+                offset,
+                next_valid_offset,
+                ..
+            },
+            RecoveryMode::Strict,
+        ) = (report.tail, mode)
+        {
+            return Err(recovery::corrupt_error(
+                &self.header,
+                offset,
+                next_valid_offset,
+            ));
+        }
         self.flushed_offset = u64::from(report.records_end);
         Ok(report)
     }
 
     /// Lets the reader read records that end at or before `flushed_offset`
     /// (a writer's [`flushed_offset`](SegmentWriter::flushed_offset)).
+    ///
+    /// A value between record boundaries is rounded down to one: records
+    /// end on the alignment, and a bound inside a record's padding would let
+    /// the reader accept a record it must not read whole.
     pub fn set_flushed_offset(&mut self, flushed_offset: u64) {
         let records_start = u64::from(self.header.records_start());
+        let align = u64::from(self.header.record_align_bytes());
+        let aligned = flushed_offset - flushed_offset % align;
         self.flushed_offset =
-            flushed_offset.clamp(records_start, u64::from(self.header.segment_size_bytes));
+            aligned.clamp(records_start, u64::from(self.header.segment_size_bytes));
     }
 
     /// How far the reader may read.
@@ -218,9 +242,10 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     fn check_offset<E: DeviceError>(&self, offset: u64) -> Result<(), Error<E>> {
         let records_start = u64::from(self.header.records_start());
         let aligned = offset.is_multiple_of(u64::from(self.header.record_align_bytes()));
+        let header_end = offset.checked_add(RECORD_HEADER_LEN as u64);
         if !aligned
             || offset < records_start
-            || offset + RECORD_HEADER_LEN as u64 > self.flushed_offset
+            || header_end.is_none_or(|end| end > self.flushed_offset)
         {
             return Err(Error::OutOfRange {
                 offset,
@@ -478,8 +503,11 @@ impl<D: BlockDevice, B: AsMut<[u8]> + AsRef<[u8]>> SegmentReader<D, B> {
     /// # Errors
     ///
     /// As for [`SegmentCursor::recover_flushed_offset`].
-    pub fn recover_flushed_offset(&mut self) -> Result<ScanReport, Error<D::Error>> {
-        self.cursor.recover_flushed_offset(&mut self.device)
+    pub fn recover_flushed_offset(
+        &mut self,
+        mode: RecoveryMode,
+    ) -> Result<ScanReport, Error<D::Error>> {
+        self.cursor.recover_flushed_offset(&mut self.device, mode)
     }
 
     /// Lets the reader read records that end at or before `flushed_offset`.
