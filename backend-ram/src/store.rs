@@ -1,62 +1,43 @@
-//! [`RamStore`]: a log's segments in memory, with a power cut that can be
-//! set to fall on any operation.
+//! [`RamStore`]: a log's segments in memory, with one fault plan (power cuts
+//! included) shared by every segment.
 //!
 //! Every write, erase, sync, allocation and release counts as one operation
-//! against a budget shared by the whole store. When the budget runs out the
-//! power is cut: that operation and every later one fail and change nothing.
-//! [`RamStore::reboot`] then builds a fresh store from what survived:
-//! the durable copy of each segment (every unsynced write lost) or the live
-//! copy (every unsynced write kept). Allocations and releases are durable
+//! against the store's [`FaultPlan`]; a power cut by operation count or by
+//! byte falls on the store as a whole, and after it that operation and
+//! every later one fail. [`RamStore::reboot_with`] then builds a fresh store
+//! from what survived under a [`CrashModel`]: any subset of each segment's
+//! unsynced operations, in any order. Allocations and releases are durable
 //! when they return, as `segwal-std` makes them with directory fsyncs.
 //!
 //! Enumerating crash points is then a loop: run the workload once to count
-//! its operations, then for each `n` below that count, run it again with the
-//! power cut after `n` operations, reboot, and check.
+//! its operations (or bytes), then for each `n` below that count, run it
+//! again with the power cut after `n`, reboot under each crash model of
+//! interest, and check. A second plan on the rebooted store cuts the power
+//! again during recovery.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use segwal::{BlockDevice, ErrorKind, ErrorType, Geometry, SegmentId, SegmentStore};
+use segwal::{BlockDevice, ErrorType, Geometry, SegmentId, SegmentStore};
 
+use crate::crash::{CrashModel, Survivors, survivors};
 use crate::device::RamDevice;
 use crate::error::{Operation, RamError};
+use crate::fault::FaultPlan;
+use crate::injector::{self, Injector};
+use crate::stats::FaultStats;
 
-/// Counts operations and cuts the power after a set number of them.
-#[derive(Debug, Default)]
-struct Power {
-    done: AtomicU64,
-    /// Operations allowed before the cut; `u64::MAX` for no cut.
-    limit: AtomicU64,
-}
-
-impl Power {
-    /// Counts one operation; `false` once the power is off.
-    fn take(&self) -> bool {
-        let done = self.done.fetch_add(1, Ordering::SeqCst);
-        done < self.limit.load(Ordering::SeqCst)
-    }
-}
-
-/// A segment of a [`RamStore`]: a [`RamDevice`] behind the store's power.
+/// A segment of a [`RamStore`]: a [`RamDevice`] sharing the store's fault
+/// plan.
 #[derive(Debug, Clone)]
 pub struct RamSegment {
     device: RamDevice,
-    power: Arc<Power>,
 }
 
 impl RamSegment {
     /// The device underneath, for inspecting or damaging its bytes.
     pub fn device(&self) -> &RamDevice {
         &self.device
-    }
-
-    fn powered(&self, operation: Operation, offset: u64, len_bytes: u64) -> Result<(), RamError> {
-        if self.power.take() {
-            Ok(())
-        } else {
-            Err(RamError::new(ErrorKind::Io, operation, offset, len_bytes))
-        }
     }
 }
 
@@ -74,90 +55,145 @@ impl BlockDevice for RamSegment {
     }
 
     fn write(&mut self, offset: u64, pieces: &[&[u8]]) -> Result<(), RamError> {
-        let len: usize = pieces.iter().map(|p| p.len()).sum();
-        self.powered(Operation::Write, offset, len as u64)?;
         self.device.write(offset, pieces)
     }
 
     fn erase(&mut self, offset: u64, len_bytes: u64) -> Result<(), RamError> {
-        self.powered(Operation::Erase, offset, len_bytes)?;
         self.device.erase(offset, len_bytes)
     }
 
     fn sync(&mut self) -> Result<(), RamError> {
-        self.powered(Operation::Sync, 0, 0)?;
         self.device.sync()
     }
-}
-
-/// What survives a power cut.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Survivors {
-    /// Only synced bytes: every unsynced write is lost.
-    Durable,
-    /// Every accepted write, synced or not.
-    Live,
 }
 
 /// A log's segments in memory, keyed by sequence number.
 #[derive(Debug)]
 pub struct RamStore {
     segments: BTreeMap<u64, RamSegment>,
-    power: Arc<Power>,
+    faults: Arc<Mutex<Injector>>,
     salt_state: u64,
 }
 
 impl RamStore {
-    /// An empty store whose salts come from `seed`.
+    /// An empty store whose salts come from `seed`, with no faults planned.
     pub fn new(seed: u64) -> Self {
-        let power = Power {
-            done: AtomicU64::new(0),
-            limit: AtomicU64::new(u64::MAX),
-        };
         RamStore {
             segments: BTreeMap::new(),
-            power: Arc::new(power),
+            faults: Arc::new(Mutex::new(Injector::new(FaultPlan::new(seed)))),
             salt_state: seed | 1,
         }
     }
 
-    /// Cuts the power after `operations` more operations (writes, erases,
-    /// syncs, allocations, releases).
-    pub fn cut_power_after(&self, operations: u64) {
-        let done = self.power.done.load(Ordering::SeqCst);
-        self.power
-            .limit
-            .store(done.saturating_add(operations), Ordering::SeqCst);
+    /// An empty store whose salts come from `seed`, injecting the faults of
+    /// `plan` into every segment it will hold.
+    pub fn with_faults(seed: u64, plan: FaultPlan) -> Self {
+        let store = Self::new(seed);
+        store.set_fault_plan(plan);
+        store
     }
 
-    /// Operations counted so far.
+    fn faults(&self) -> MutexGuard<'_, Injector> {
+        injector::lock(&self.faults)
+    }
+
+    /// Injects the faults of `plan` into every segment from now on,
+    /// replacing any earlier plan: the power comes back on, and the counts
+    /// the plan refers to and [`RamStore::fault_stats`] start from zero.
+    /// [`RamStore::operations`] keeps counting.
+    pub fn set_fault_plan(&self, plan: FaultPlan) {
+        self.faults().install(plan);
+    }
+
+    /// The faults injected since the plan was attached, across all
+    /// segments.
+    pub fn fault_stats(&self) -> FaultStats {
+        self.faults().stats()
+    }
+
+    /// Turns the power on and cuts it after `operations` more operations
+    /// (writes, erases, syncs, allocations, releases).
+    pub fn cut_power_after(&self, operations: u64) {
+        self.faults().cut_power_after(operations);
+    }
+
+    /// Operations counted so far, refused ones included.
     pub fn operations(&self) -> u64 {
-        self.power.done.load(Ordering::SeqCst)
+        self.faults().operations()
     }
 
     /// `true` once the power has been cut.
     pub fn is_power_cut(&self) -> bool {
-        self.power.done.load(Ordering::SeqCst) > self.power.limit.load(Ordering::SeqCst)
+        self.faults().is_power_cut()
     }
 
-    /// A fresh store holding what survived, with the power back on. The
+    /// Pending (unsynced) operations across all segments: the operations a
+    /// [`CrashModel`] chooses from, numbered segment by segment in sequence
+    /// order, oldest first within each.
+    pub fn pending_writes(&self) -> usize {
+        self.segments
+            .values()
+            .map(|segment| segment.device.pending_writes())
+            .sum()
+    }
+
+    /// A fresh store holding what survived, with the power back on: every
+    /// segment's durable copy ([`Survivors::Durable`]) or its durable copy
+    /// with every pending operation replayed ([`Survivors::Live`]). The
     /// salt sequence continues, so a rebooted log never reuses a salt.
     pub fn reboot(&self, survivors: Survivors) -> RamStore {
+        self.reboot_with(&CrashModel::from(survivors))
+    }
+
+    /// A fresh store holding what a power cut leaves under `model`, with
+    /// the power back on and no fault plan; give it one with
+    /// [`RamStore::set_fault_plan`] to cut the power again during recovery.
+    /// The salt sequence continues.
+    ///
+    /// # Panics
+    ///
+    /// On a [`CrashModel::Exactly`] naming an operation that is not pending,
+    /// or one twice.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use segwal::{BlockDevice, SegmentStore};
+    /// use segwal_ram::{CrashModel, RamStore};
+    ///
+    /// let mut store = RamStore::new(1);
+    /// let id = store.allocate(0, 64)?;
+    /// let (segment, _) = store.device(id)?;
+    /// segment.write(0, &[b"first"])?;
+    /// segment.write(8, &[b"second"])?;
+    ///
+    /// // Two unsynced writes: four crash states.
+    /// assert_eq!(store.pending_writes(), 2);
+    /// for model in CrashModel::all_subsets(store.pending_writes()) {
+    ///     let mut rebooted = store.reboot_with(&model);
+    ///     let (segment, _) = rebooted.device(id)?;
+    ///     let mut buf = [0u8; 5];
+    ///     segment.read(0, &mut buf)?;
+    ///     assert!(&buf == b"first" || buf == [0; 5], "{model:?}");
+    /// }
+    /// # Ok::<(), segwal_ram::RamError>(())
+    /// ```
+    pub fn reboot_with(&self, model: &CrashModel) -> RamStore {
+        let counts: Vec<usize> = self
+            .segments
+            .values()
+            .map(|segment| segment.device.pending_writes())
+            .collect();
+        let lists = survivors(model, &counts);
         let mut rebooted = RamStore::new(self.salt_state);
-        for (&id, segment) in &self.segments {
-            let device = &segment.device;
-            let image = match survivors {
-                Survivors::Durable => device.durable_image(),
-                Survivors::Live => device.live_image(),
-            };
-            let device = RamDevice::from_image(device.geometry(), image);
-            rebooted.segments.insert(
-                id,
-                RamSegment {
-                    device,
-                    power: Arc::clone(&rebooted.power),
-                },
-            );
+        for ((&id, segment), kept) in self.segments.iter().zip(&lists) {
+            let geometry = segment.device.geometry();
+            let image = segment
+                .device
+                .crash_image(&CrashModel::Exactly(kept.clone()));
+            let device = RamDevice::from_image(geometry, image);
+            device.share_faults(Arc::clone(&rebooted.faults));
+            rebooted.segments.insert(id, RamSegment { device });
         }
         rebooted
     }
@@ -165,14 +201,6 @@ impl RamStore {
     /// The segments, by sequence number.
     pub fn segments(&self) -> &BTreeMap<u64, RamSegment> {
         &self.segments
-    }
-
-    fn powered(&self, operation: Operation) -> Result<(), RamError> {
-        if self.power.take() {
-            Ok(())
-        } else {
-            Err(RamError::new(ErrorKind::Io, operation, 0, 0))
-        }
     }
 }
 
@@ -192,24 +220,31 @@ impl SegmentStore for RamStore {
         self.segments
             .get_mut(&id)
             .map(|segment| (segment, 0))
-            .ok_or(RamError::new(ErrorKind::Other, Operation::Read, 0, 0))
+            .ok_or(RamError::new(
+                segwal::ErrorKind::Other,
+                Operation::Read,
+                0,
+                0,
+            ))
     }
 
     fn allocate(&mut self, sequence: u64, size_bytes: u32) -> Result<SegmentId, RamError> {
-        self.powered(Operation::Write)?;
-        let device = RamDevice::byte_addressable(u64::from(size_bytes));
-        let segment = RamSegment {
-            device,
-            power: Arc::clone(&self.power),
-        };
-        self.segments.insert(sequence, segment);
+        self.faults().allocate()?;
+        let geometry = Geometry::byte_addressable(u64::from(size_bytes));
+        let device = RamDevice::new(geometry);
+        device.share_faults(Arc::clone(&self.faults));
+        self.segments.insert(sequence, RamSegment { device });
         Ok(sequence)
     }
 
     fn release(&mut self, id: SegmentId) -> Result<(), RamError> {
-        self.powered(Operation::Erase)?;
+        self.faults().begin(Operation::Erase, 0, 0)?;
         self.segments.remove(&id);
         Ok(())
+    }
+
+    fn id_for_sequence(&self, sequence: u64) -> Option<SegmentId> {
+        Some(sequence)
     }
 
     fn fresh_salt(&mut self) -> u64 {

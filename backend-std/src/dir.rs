@@ -491,6 +491,11 @@ impl SegmentStore for DirStore {
     fn fresh_salt(&mut self) -> u64 {
         crate::salt::fresh_salt()
     }
+
+    fn id_for_sequence(&self, sequence: u64) -> Option<SegmentId> {
+        // Files are named by their sequence number.
+        Some(sequence)
+    }
 }
 
 impl Drop for DirStore {

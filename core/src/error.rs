@@ -176,6 +176,12 @@ pub enum ChainDefect {
     },
     /// A segment's `base_lsn` is not above its predecessor's.
     LsnNotIncreasing,
+    /// The store names the segment by a sequence its header does not carry
+    /// (a renamed or copied segment file).
+    NameMismatch {
+        /// The store's id for the segment.
+        id: u64,
+    },
     /// A sealed segment holds fewer records than the next segment's `base_lsn` says.
     MissingRecords {
         /// Records expected.
@@ -197,6 +203,9 @@ impl core::fmt::Display for ChainDefect {
             }
             ChainDefect::MissingRecords { expected, found } => {
                 write!(f, "{found} records where {expected} were expected")
+            }
+            ChainDefect::NameMismatch { id } => {
+                write!(f, "it is stored under the name of segment {id}")
             }
         }
     }

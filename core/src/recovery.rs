@@ -151,6 +151,9 @@ pub struct ScanReport {
     pub tail: TailClass,
     /// Torn tails skipped inside the records (flash holes already marked).
     pub holes_skipped: u32,
+    /// The records end with a clean-close marker starting here: a writer
+    /// resumes at it (wiping it first) rather than after it.
+    pub trailing_marker: Option<u32>,
 }
 
 /// Smallest scratch buffer the scan accepts.
@@ -277,6 +280,8 @@ struct Walk {
     records_end: u32,
     record_count: u64,
     last_record_offset: Option<u32>,
+    /// The walk ended on a clean-close marker that starts here.
+    trailing_marker: Option<u32>,
 }
 
 /// Walks valid records from `from`, discarding an unfinished batch.
@@ -292,6 +297,7 @@ fn walk<D: BlockDevice>(
         records_end: from,
         record_count,
         last_record_offset,
+        trailing_marker: None,
     };
     let mut position = from;
     let mut count = record_count;
@@ -307,6 +313,7 @@ fn walk<D: BlockDevice>(
             last = Some(position);
         }
         // Extents are bounded by the segment end, checked in `check`.
+        let start = position;
         position =
             u32::try_from(u64::from(position) + record.extent_bytes(header)).unwrap_or(u32::MAX);
         if record.flags & FLAG_BATCH_CONTINUES == 0 {
@@ -314,6 +321,7 @@ fn walk<D: BlockDevice>(
                 records_end: position,
                 record_count: count,
                 last_record_offset: last,
+                trailing_marker: (record.flags & FLAG_MARKER != 0).then_some(start),
             };
         }
         if u64::from(position) >= segment_end {
@@ -468,6 +476,7 @@ pub fn scan<D: BlockDevice>(
                     last_record_offset: walked.last_record_offset,
                     tail: classify_tail(walked.records_end, found.dirty_end, found.latest),
                     holes_skipped,
+                    trailing_marker: walked.trailing_marker,
                 });
             }
         }

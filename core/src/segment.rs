@@ -320,6 +320,15 @@ impl SegmentAppender {
             poisoned: false,
         };
         let tail = appender.settle_tail(device, &report, mode)?;
+        // The records end on a clean-close marker (a scan-path open after a
+        // clean close, with or without garbage after it): resume at the
+        // marker, wiping it before the next write, so it never ends up
+        // between records. Not after a flash hole, which resumes past it.
+        if let (None, Some(marker)) = (appender.hole_start, report.trailing_marker) {
+            appender.written_offset = marker;
+            appender.synced_offset = marker;
+            appender.marker_to_wipe = Some(marker);
+        }
         device.sync().map_err(Error::Device)?;
         let recovered = Recovered {
             tail,

@@ -67,6 +67,15 @@ pub trait SegmentStore: ErrorType {
 
     /// A salt no earlier use of the space has had.
     fn fresh_salt(&mut self) -> u64;
+
+    /// For a store that names segments by their sequence number (a
+    /// directory of files), the id a segment of `sequence` must have; the
+    /// log refuses a segment whose header disagrees with its name. `None`
+    /// (the default) for stores whose ids are slots.
+    fn id_for_sequence(&self, sequence: u64) -> Option<SegmentId> {
+        let _ = sequence;
+        None
+    }
 }
 
 impl<T: SegmentStore + ?Sized> SegmentStore for &mut T {
@@ -85,5 +94,8 @@ impl<T: SegmentStore + ?Sized> SegmentStore for &mut T {
     }
     fn fresh_salt(&mut self) -> u64 {
         T::fresh_salt(self)
+    }
+    fn id_for_sequence(&self, sequence: u64) -> Option<SegmentId> {
+        T::id_for_sequence(self, sequence)
     }
 }

@@ -417,8 +417,23 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         let mut segments: heapless::Vec<SegmentInfo, MAX_SEGMENTS> = heapless::Vec::new();
         for &id in &ids {
             let (device, start) = store.device(id).map_err(Error::Device)?;
+            let capacity = device.geometry().capacity_bytes;
+            if capacity.saturating_sub(start) < crate::format::SEGMENT_HEADER_LEN as u64 {
+                // Shorter than a header: a creation cut short.
+                let _ = unfinished.push(id);
+                continue;
+            }
             match read_segment_header(device, start) {
                 Ok(header) => {
+                    if store
+                        .id_for_sequence(header.sequence)
+                        .is_some_and(|expected| expected != id)
+                    {
+                        return Err(chain_error(
+                            header.sequence,
+                            ChainDefect::NameMismatch { id },
+                        ));
+                    }
                     let _ = segments.push(SegmentInfo { id, header });
                 }
                 Err(Error::Corrupt {
@@ -917,7 +932,12 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             if seen == target {
                 break;
             }
-            let (next, is_marker) = cursor.skip_record(device, offset)?;
+            let (next, is_marker) = match cursor.skip_record(device, offset) {
+                Ok(step) => step,
+                // Damage further on does not hide the records before it.
+                Err(e) if found.is_none() => return Err(e),
+                Err(_) => break,
+            };
             if !is_marker {
                 if seen == ordinal {
                     found = Some(offset);
@@ -927,6 +947,9 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
                 seen += 1;
             }
             offset = next;
+        }
+        if let (Some(offset), true) = (found, seen < target) {
+            return Ok(offset);
         }
         if seen < target {
             return Err(Error::Chain {
