@@ -5,9 +5,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use segwal::{BlockDevice, ErrorType, Geometry};
 
+use crate::crash::{CrashModel, survivors};
 use crate::error::RamError;
+use crate::fault::FaultPlan;
+use crate::injector::Injector;
 use crate::state::State;
-use crate::stats::Stats;
+use crate::stats::{FaultStats, Stats};
 
 /// An in-memory [`BlockDevice`] with a live and a durable copy of its bytes.
 ///
@@ -74,6 +77,24 @@ impl RamDevice {
         Self::with_state(geometry, State::from_image(geometry, bytes))
     }
 
+    /// A freshly erased device of `geometry` that injects the faults of
+    /// `plan` from its first request on.
+    ///
+    /// # Panics
+    ///
+    /// As for [`RamDevice::new`].
+    pub fn with_faults(geometry: Geometry, plan: FaultPlan) -> Self {
+        let device = Self::new(geometry);
+        device.set_fault_plan(plan);
+        device
+    }
+
+    /// Takes its faults from `faults` from now on, shared with the other
+    /// segments of a store.
+    pub(crate) fn share_faults(&self, faults: Arc<Mutex<Injector>>) {
+        self.lock().attach(faults);
+    }
+
     fn with_state(geometry: Geometry, state: State) -> Self {
         RamDevice {
             geometry,
@@ -98,10 +119,84 @@ impl RamDevice {
         self.lock().durable_image()
     }
 
-    /// How many accepted operations (writes and erases alike) have not been
-    /// made durable by a `sync` yet.
+    /// How many accepted operations (writes and erases alike, a torn one
+    /// included) have not been made durable by a `sync` yet: the operations
+    /// a [`CrashModel`] chooses from, numbered from 0, oldest first.
     pub fn pending_writes(&self) -> usize {
         self.lock().pending_count()
+    }
+
+    /// The bytes a power cut now would leave under `model`: the durable
+    /// copy with the pending operations the model keeps replayed over it,
+    /// in the model's order. The device itself does not change, so one
+    /// device yields every crash state of a workload.
+    ///
+    /// # Panics
+    ///
+    /// On a [`CrashModel::Exactly`] naming an operation that is not pending,
+    /// or one twice.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use segwal::BlockDevice;
+    /// use segwal_ram::{CrashModel, RamDevice};
+    ///
+    /// let mut device = RamDevice::byte_addressable(8);
+    /// device.write(0, &[b"ab"])?;
+    /// device.write(0, &[b"c"])?;
+    /// // Both kept, replayed newest first: the older write wins.
+    /// let image = device.crash_image(&CrashModel::Exactly(vec![1, 0]));
+    /// assert_eq!(&image[..2], b"ab");
+    /// assert_eq!(&device.crash_image(&CrashModel::Live)[..2], b"cb");
+    /// # Ok::<(), segwal_ram::RamError>(())
+    /// ```
+    pub fn crash_image(&self, model: &CrashModel) -> Vec<u8> {
+        let state = self.lock();
+        let lists = survivors(model, &[state.pending_count()]);
+        let kept = lists.first().map_or(&[][..], Vec::as_slice);
+        state.crash_image(kept)
+    }
+
+    /// A new device holding [`RamDevice::crash_image`] for `model`, both
+    /// live and durable, with the power on, fresh counters and no fault
+    /// plan: the device after a power cut and a reboot. Give it a plan with
+    /// [`RamDevice::set_fault_plan`] to cut the power again during
+    /// recovery.
+    ///
+    /// # Panics
+    ///
+    /// As for [`RamDevice::crash_image`].
+    pub fn reboot(&self, model: &CrashModel) -> RamDevice {
+        RamDevice::from_image(self.geometry, self.crash_image(model))
+    }
+
+    /// Injects the faults of `plan` from now on, replacing any earlier plan:
+    /// the power comes back on, and the counts the plan refers to and
+    /// [`RamDevice::fault_stats`] start from zero. The device's bytes and
+    /// pending operations are kept.
+    ///
+    /// On a segment of a [`RamStore`](crate::RamStore) this replaces the
+    /// plan of the whole store, which every segment shares.
+    pub fn set_fault_plan(&self, plan: FaultPlan) {
+        self.lock().set_fault_plan(plan);
+    }
+
+    /// The plan being injected, if any.
+    pub fn fault_plan(&self) -> Option<FaultPlan> {
+        self.lock().fault_plan()
+    }
+
+    /// The faults injected since the plan was attached; all zero without
+    /// one.
+    pub fn fault_stats(&self) -> FaultStats {
+        self.lock().fault_stats()
+    }
+
+    /// `true` once the fault plan has cut the power: every later write,
+    /// erase and sync fails with [`ErrorKind::Io`](segwal::ErrorKind::Io).
+    pub fn is_power_cut(&self) -> bool {
+        self.lock().is_power_cut()
     }
 
     /// The I/O counters since the device was built or
@@ -124,11 +219,13 @@ impl RamDevice {
 }
 
 impl fmt::Debug for RamDevice {
-    /// The geometry and the pending count; the images are too big to print.
+    /// The geometry, the pending count and the fault plan; the images are
+    /// too big to print.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RamDevice")
             .field("geometry", &self.geometry)
             .field("pending_writes", &self.pending_writes())
+            .field("fault_plan", &self.fault_plan())
             .finish_non_exhaustive()
     }
 }
@@ -143,24 +240,29 @@ impl BlockDevice for RamDevice {
     }
 
     /// Reads from the live copy: a read sees every accepted write, synced
-    /// or not, as a file's page cache would.
+    /// or not, as a file's page cache would. A fault plan may flip bits in
+    /// what it returns.
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), RamError> {
         self.lock().read(offset, buf)
     }
 
     /// Applies the concatenated pieces to the live copy and records them as
-    /// one pending operation. Never fails for a valid range.
+    /// one pending operation. Never fails for a valid range unless a fault
+    /// plan says so.
     fn write(&mut self, offset: u64, pieces: &[&[u8]]) -> Result<(), RamError> {
         self.lock().write(offset, pieces)
     }
 
     /// Erases the range in the live copy, records it as one pending
-    /// operation and counts one erase for every block it covers.
+    /// operation and counts one erase for every block it covers (a torn
+    /// erase included).
     fn erase(&mut self, offset: u64, len_bytes: u64) -> Result<(), RamError> {
         self.lock().erase(offset, len_bytes)
     }
 
-    /// Makes the durable copy equal to the live copy. Never fails.
+    /// Makes every pending operation durable. Never fails unless a fault
+    /// plan says so; a failed sync drops the pending operations from the
+    /// durable copy (see [`FaultPlan::sync_failure`]).
     fn sync(&mut self) -> Result<(), RamError> {
         self.lock().sync()
     }

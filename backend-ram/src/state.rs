@@ -1,29 +1,29 @@
 //! The bytes behind a [`RamDevice`](crate::RamDevice): a live copy, a
-//! durable copy and the list of operations that separate them.
+//! durable copy and the list of operations that separate them, plus the
+//! fault injector, when one is attached.
 //!
-//! Invariant: applying `pending`, in order, to `durable` gives `live`.
-//! Every change to `live` goes through [`State::perform`], which is what
-//! keeps it true, and is the one place fault injection will hook in.
+//! Invariant: applying `pending`, in order, to `durable` gives `live`,
+//! except for the operations a failed sync dropped (they stay in `live`
+//! only, as a page cache keeps pages whose writeback failed). Every change
+//! to `live` goes through [`State::perform`], which is what keeps it true.
+//!
+//! Each request runs the same steps: count the call; with an injector, ask
+//! it whether the power is on; check bounds and alignment (a strict plan
+//! panics on misalignment); with a strict plan on flash, check the target
+//! is erased; ask the injector where the request lands and whether the
+//! power goes off in the middle; perform it.
 
 use core::ops::Range;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
-use segwal::{ErrorKind, Geometry, check_range};
+use segwal::{DeviceError, ErrorKind, Geometry, check_range};
 
 use crate::error::{Operation, RamError};
-use crate::stats::Stats;
-
-/// A write or erase accepted since the last sync.
-///
-/// Ranges are in bytes, already checked against the geometry, so they always
-/// lie inside an image of `capacity_bytes`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum PendingOp {
-    /// `bytes` (the concatenated pieces, as the caller passed them, before
-    /// any NOR masking) programmed at `offset`.
-    Write { offset: usize, bytes: Vec<u8> },
-    /// `range` returned to the erased byte.
-    Erase { range: Range<usize> },
-}
+use crate::fault::FaultPlan;
+use crate::injector::{self, Cut, Injector};
+use crate::op::{PendingOp, apply};
+use crate::stats::{FaultStats, Stats};
 
 /// Everything a [`RamDevice`](crate::RamDevice) and its clones share.
 pub(crate) struct State {
@@ -40,6 +40,16 @@ pub(crate) struct State {
     /// byte-addressable device has one erase block per byte, and most users
     /// never erase it.
     erase_counts: Vec<u32>,
+    /// The fault injector, shared with every device of the same store;
+    /// `None` for a device without a plan.
+    faults: Option<Arc<Mutex<Injector>>>,
+    /// Bits that read back flipped, as `(offset, bit)`: persistent random
+    /// flips land here and stay until the device is rebooted.
+    stuck_bits: BTreeSet<(u64, u8)>,
+    /// One flag per flash word: programmed since its last erase. Kept only
+    /// for strict plans on `erase_before_write` devices, and empty until the
+    /// first strict write.
+    programmed_words: Vec<bool>,
 }
 
 /// Why `geometry` cannot back a RAM device, if it cannot.
@@ -81,6 +91,12 @@ fn len_u64(len_bytes: usize) -> u64 {
     u64::try_from(len_bytes).unwrap_or(u64::MAX)
 }
 
+/// A granularity as `usize`; `assert_geometry` checked they fit, and 1
+/// only keeps divisions defined.
+fn usize_of(bytes: u32) -> usize {
+    usize::try_from(bytes).unwrap_or(1)
+}
+
 /// Checks a request with [`check_range`] and turns it into an index range.
 fn validate(
     geometry: &Geometry,
@@ -98,31 +114,9 @@ fn validate(
     Ok(start..start + len)
 }
 
-/// Programs `new` over `stored`. Without `erase_before_write` the new bytes
-/// replace the old. With it, a bit can only move away from its erased
-/// value, never back: for flash erased to `0xFF` that is `old & new`.
-fn program(geometry: &Geometry, stored: &mut [u8], new: &[u8]) {
-    assert_eq!(stored.len(), new.len(), "program: length mismatch");
-    if !geometry.erase_before_write {
-        stored.copy_from_slice(new);
-        return;
-    }
-    let erased = geometry.erased_byte;
-    for (old, new) in stored.iter_mut().zip(new) {
-        // XOR with `erased` maps "erased" to 0 and "programmed" to 1, so OR
-        // keeps every bit either copy has programmed.
-        *old = ((*old ^ erased) | (*new ^ erased)) ^ erased;
-    }
-}
-
-/// Applies one operation to an image, live or durable alike.
-fn apply(geometry: &Geometry, image: &mut [u8], op: &PendingOp) {
-    match op {
-        PendingOp::Write { offset, bytes } => {
-            program(geometry, &mut image[*offset..*offset + bytes.len()], bytes);
-        }
-        PendingOp::Erase { range } => image[range.clone()].fill(geometry.erased_byte),
-    }
+/// The error of a request the power cut interrupted.
+fn power_cut(operation: Operation, offset: u64, len_bytes: u64) -> RamError {
+    RamError::new(ErrorKind::Io, operation, offset, len_bytes)
 }
 
 impl State {
@@ -146,6 +140,9 @@ impl State {
             pending: Vec::new(),
             stats: Stats::default(),
             erase_counts: Vec::new(),
+            faults: None,
+            stuck_bits: BTreeSet::new(),
+            programmed_words: Vec::new(),
         }
     }
 
@@ -161,6 +158,65 @@ impl State {
         Self::from_image(geometry, vec![geometry.erased_byte; capacity])
     }
 
+    /// Runs `plan` from now on: in the injector shared with the rest of a
+    /// store when there is one, in a new one otherwise.
+    pub(crate) fn set_fault_plan(&mut self, plan: FaultPlan) {
+        match &self.faults {
+            Some(faults) => injector::lock(faults).install(plan),
+            None => self.faults = Some(Arc::new(Mutex::new(Injector::new(plan)))),
+        }
+    }
+
+    /// Shares `faults` with other devices (a store's segments).
+    pub(crate) fn attach(&mut self, faults: Arc<Mutex<Injector>>) {
+        self.faults = Some(faults);
+    }
+
+    pub(crate) fn fault_plan(&self) -> Option<FaultPlan> {
+        let faults = self.faults.as_ref()?;
+        Some(injector::lock(faults).plan().clone())
+    }
+
+    pub(crate) fn fault_stats(&self) -> FaultStats {
+        self.faults
+            .as_ref()
+            .map(|faults| injector::lock(faults).stats())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn is_power_cut(&self) -> bool {
+        self.faults
+            .as_ref()
+            .is_some_and(|faults| injector::lock(faults).is_power_cut())
+    }
+
+    /// Checks a write or erase; a strict plan panics on misalignment, a
+    /// logic error of the log rather than something the world did.
+    fn check(
+        &self,
+        operation: Operation,
+        offset: u64,
+        len_bytes: u64,
+        granularity_bytes: u32,
+        strict: bool,
+    ) -> Result<Range<usize>, RamError> {
+        validate(
+            &self.geometry,
+            operation,
+            offset,
+            len_bytes,
+            granularity_bytes,
+        )
+        .inspect_err(|error| {
+            if strict && error.kind() == ErrorKind::Misaligned {
+                panic!(
+                    "strict RamDevice: misaligned {operation} of {len_bytes} bytes at offset \
+                         {offset} (granularity {granularity_bytes} bytes): a logic error of the log"
+                );
+            }
+        })
+    }
+
     pub(crate) fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), RamError> {
         self.stats.read_calls += 1;
         let len_bytes = len_u64(buf.len());
@@ -172,6 +228,9 @@ impl State {
             self.geometry.read_size_bytes,
         )?;
         buf.copy_from_slice(&self.live[range]);
+        if let Some(faults) = &self.faults {
+            injector::lock(faults).damage_read(offset, buf, &mut self.stuck_bits);
+        }
         self.stats.read_bytes += len_bytes;
         Ok(())
     }
@@ -182,36 +241,87 @@ impl State {
             .iter()
             .try_fold(0u64, |total, piece| total.checked_add(len_u64(piece.len())))
             .unwrap_or(u64::MAX);
-        let range = validate(
-            &self.geometry,
-            Operation::Write,
-            offset,
-            len_bytes,
-            self.geometry.write_size_bytes,
-        )?;
-        self.perform(PendingOp::Write {
-            offset: range.start,
-            bytes: pieces.concat(),
-        });
-        self.stats.write_bytes += len_bytes;
-        Ok(())
+        let write_size = self.geometry.write_size_bytes;
+        let Some(faults) = self.faults.clone() else {
+            let range = self.check(Operation::Write, offset, len_bytes, write_size, false)?;
+            self.perform(PendingOp::Write {
+                offset: range.start,
+                bytes: pieces.concat(),
+            });
+            self.stats.write_bytes += len_bytes;
+            return Ok(());
+        };
+        let mut faults = injector::lock(&faults);
+        faults.begin(Operation::Write, offset, len_bytes)?;
+        let strict = faults.plan().is_strict();
+        let range = self.check(Operation::Write, offset, len_bytes, write_size, strict)?;
+        if strict {
+            self.assert_programmable(&range);
+        }
+        let fate = faults.write_fate(&self.geometry, range)?;
+        drop(faults);
+        let bytes = pieces.concat();
+        let Some(cut) = fate.cut else {
+            if strict {
+                self.mark_programmed(&fate.target, true);
+            }
+            self.perform(PendingOp::Write {
+                offset: fate.target.start,
+                bytes,
+            });
+            self.stats.write_bytes += len_bytes;
+            return Ok(());
+        };
+        let done_len = cut.torn.start - fate.target.start;
+        let done = PendingOp::Write {
+            offset: fate.target.start,
+            bytes: bytes[..done_len].to_vec(),
+        };
+        self.perform_torn(done, cut);
+        Err(power_cut(Operation::Write, offset, len_bytes))
     }
 
     pub(crate) fn erase(&mut self, offset: u64, len_bytes: u64) -> Result<(), RamError> {
         self.stats.erase_calls += 1;
-        let range = validate(
-            &self.geometry,
-            Operation::Erase,
-            offset,
-            len_bytes,
-            self.geometry.erase_size_bytes,
-        )?;
-        self.perform(PendingOp::Erase { range });
-        Ok(())
+        let erase_size = self.geometry.erase_size_bytes;
+        let Some(faults) = self.faults.clone() else {
+            let range = self.check(Operation::Erase, offset, len_bytes, erase_size, false)?;
+            self.count_erase(range.clone());
+            self.perform(PendingOp::Erase { range });
+            return Ok(());
+        };
+        let mut faults = injector::lock(&faults);
+        faults.begin(Operation::Erase, offset, len_bytes)?;
+        let strict = faults.plan().is_strict();
+        let range = self.check(Operation::Erase, offset, len_bytes, erase_size, strict)?;
+        let fate = faults.erase_fate(&self.geometry, range);
+        drop(faults);
+        // A torn erase wore the blocks as much as a whole one.
+        self.count_erase(fate.target.clone());
+        self.mark_programmed(&fate.target, false);
+        let Some(cut) = fate.cut else {
+            self.perform(PendingOp::Erase { range: fate.target });
+            return Ok(());
+        };
+        let done = PendingOp::Erase {
+            range: fate.target.start..cut.torn.start,
+        };
+        self.perform_torn(done, cut);
+        Err(power_cut(Operation::Erase, offset, len_bytes))
     }
 
     pub(crate) fn sync(&mut self) -> Result<(), RamError> {
         self.stats.sync_calls += 1;
+        if let Some(faults) = &self.faults {
+            let mut faults = injector::lock(faults);
+            faults.begin(Operation::Sync, 0, 0)?;
+            if faults.sync_fails(self.pending.len()) {
+                // Linux marks the pages clean after a writeback error: the
+                // data stays readable but will never reach the medium.
+                self.pending.clear();
+                return Err(RamError::new(ErrorKind::SyncFailed, Operation::Sync, 0, 0));
+            }
+        }
         // Replaying the pending list costs what was written since the last
         // sync, where copying `live` would cost the whole capacity.
         for op in self.pending.drain(..) {
@@ -224,14 +334,65 @@ impl State {
     /// as pending. The one place the live copy changes.
     fn perform(&mut self, op: PendingOp) {
         apply(&self.geometry, &mut self.live, &op);
-        if let PendingOp::Erase { range } = &op {
-            self.count_erase(range.clone());
-        }
         self.pending.push(op);
     }
 
+    /// Performs the part of an interrupted request that happened.
+    fn perform_torn(&mut self, done: PendingOp, cut: Cut) {
+        self.perform(PendingOp::Torn {
+            done: Box::new(done),
+            torn: cut.torn,
+            fill: cut.fill,
+            seed: cut.seed,
+        });
+    }
+
+    /// Strict mode on flash: panics unless every word of `range` is erased
+    /// and not programmed since its last erase.
+    fn assert_programmable(&mut self, range: &Range<usize>) {
+        if !self.geometry.erase_before_write {
+            return;
+        }
+        let word = usize_of(self.geometry.write_size_bytes);
+        if self.programmed_words.is_empty() {
+            self.programmed_words = vec![false; self.live.len() / word];
+        }
+        let words = range.start / word..range.end / word;
+        if let Some(index) = words.clone().find(|&index| self.programmed_words[index]) {
+            panic!(
+                "strict RamDevice: the flash word at offset {} programmed twice without an \
+                 erase (write of {} bytes at offset {}): a logic error of the log",
+                index * word,
+                range.len(),
+                range.start
+            );
+        }
+        let erased = self.geometry.erased_byte;
+        if let Some(at) = self.live[range.clone()].iter().position(|&b| b != erased) {
+            panic!(
+                "strict RamDevice: write of {} bytes at offset {} over unerased flash (the byte \
+                 at offset {} holds {:#04x}, erased is {erased:#04x}): a logic error of the log",
+                range.len(),
+                range.start,
+                range.start + at,
+                self.live[range.start + at]
+            );
+        }
+    }
+
+    /// Records `range` as programmed or erased, when words are tracked.
+    fn mark_programmed(&mut self, range: &Range<usize>, programmed: bool) {
+        if self.programmed_words.is_empty() {
+            return;
+        }
+        let word = usize_of(self.geometry.write_size_bytes);
+        // Round outwards: a misdirected write need not be word-aligned.
+        let words = range.start / word..range.end.div_ceil(word);
+        self.programmed_words[words].fill(programmed);
+    }
+
     fn count_erase(&mut self, range: Range<usize>) {
-        let erase_size = self.erase_size();
+        let erase_size = usize_of(self.geometry.erase_size_bytes);
         if self.erase_counts.is_empty() {
             self.erase_counts = vec![0; self.live.len() / erase_size];
         }
@@ -241,18 +402,22 @@ impl State {
         }
     }
 
-    fn erase_size(&self) -> usize {
-        // Fits: `assert_geometry` checked it; 1 only keeps the division
-        // defined.
-        usize::try_from(self.geometry.erase_size_bytes).unwrap_or(1)
-    }
-
     pub(crate) fn live_image(&self) -> Vec<u8> {
         self.live.clone()
     }
 
     pub(crate) fn durable_image(&self) -> Vec<u8> {
         self.durable.clone()
+    }
+
+    /// The durable copy with the pending operations at `survivors` (indices
+    /// into the pending list) replayed over it in that order.
+    pub(crate) fn crash_image(&self, survivors: &[usize]) -> Vec<u8> {
+        let mut image = self.durable.clone();
+        for &index in survivors {
+            apply(&self.geometry, &mut image, &self.pending[index]);
+        }
+        image
     }
 
     pub(crate) fn pending_count(&self) -> usize {
@@ -269,7 +434,7 @@ impl State {
 
     pub(crate) fn erase_counts(&self) -> Vec<u32> {
         if self.erase_counts.is_empty() {
-            vec![0; self.live.len() / self.erase_size()]
+            vec![0; self.live.len() / usize_of(self.geometry.erase_size_bytes)]
         } else {
             self.erase_counts.clone()
         }
@@ -292,24 +457,6 @@ mod tests {
     }
 
     #[test]
-    fn program_only_moves_bits_away_from_erased() {
-        let mut stored = [0xFF, 0xF0, 0x00, 0xAA];
-        program(&nor(0xFF), &mut stored, &[0x0F, 0x3C, 0xFF, 0x55]);
-        assert_eq!(stored, [0x0F, 0x30, 0x00, 0x00], "erased 0xFF: AND");
-
-        let mut stored = [0x00, 0xF0, 0xFF, 0xAA];
-        program(&nor(0x00), &mut stored, &[0x0F, 0x3C, 0x00, 0x55]);
-        assert_eq!(stored, [0x0F, 0xFC, 0xFF, 0xFF], "erased 0x00: OR");
-    }
-
-    #[test]
-    fn program_replaces_without_erase_before_write() {
-        let mut stored = [0x00, 0xF0];
-        program(&Geometry::byte_addressable(2), &mut stored, &[0xFF, 0x0F]);
-        assert_eq!(stored, [0xFF, 0x0F]);
-    }
-
-    #[test]
     fn geometry_problems_are_named() {
         assert_eq!(geometry_problem(&nor(0xFF)), None);
         let mut bad = nor(0xFF);
@@ -328,9 +475,23 @@ mod tests {
         state.write(16, &[&[0xAB; 8]]).unwrap();
         state.write(0, &[&[0xF0; 4]]).unwrap();
         assert_eq!(state.pending_count(), 4);
+        assert_eq!(state.crash_image(&[0, 1, 2, 3]), state.live);
         state.sync().unwrap();
         assert_eq!(state.pending_count(), 0);
         assert_eq!(state.durable, state.live);
         assert_eq!(&state.live[..4], &[0x10, 0x30, 0x50, 0x70]);
+    }
+
+    #[test]
+    fn a_torn_write_keeps_the_invariant() {
+        let plan = FaultPlan::new(3).power_cut_at_byte(6).torn_unit_bytes(1);
+        let mut state = State::erased(Geometry::byte_addressable(16));
+        state.set_fault_plan(plan);
+        state.write(0, &[b"abcd"]).unwrap();
+        assert!(state.write(4, &[b"efgh"]).is_err());
+        assert_eq!(state.pending_count(), 2, "the torn write is pending");
+        assert_eq!(state.crash_image(&[0, 1]), state.live);
+        assert_eq!(&state.live[..6], b"abcdef");
+        assert_eq!(&state.live[7..], &[0; 9], "nothing after the torn byte");
     }
 }
