@@ -105,14 +105,7 @@ mod tests {
     use super::*;
 
     fn nor(erased_byte: u8) -> Geometry {
-        Geometry {
-            read_size_bytes: 1,
-            write_size_bytes: 4,
-            erase_size_bytes: 16,
-            erased_byte,
-            erase_before_write: true,
-            capacity_bytes: 64,
-        }
+        crate::state::test_nor_geometry(erased_byte)
     }
 
     #[test]

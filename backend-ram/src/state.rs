@@ -441,19 +441,26 @@ impl State {
     }
 }
 
+/// A small NOR geometry (4-byte words, 16-byte blocks, 64 bytes) for the
+/// crate's unit tests.
+#[cfg(test)]
+pub(crate) fn test_nor_geometry(erased_byte: u8) -> Geometry {
+    Geometry {
+        read_size_bytes: 1,
+        write_size_bytes: 4,
+        erase_size_bytes: 16,
+        erased_byte,
+        erase_before_write: true,
+        capacity_bytes: 64,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn nor(erased_byte: u8) -> Geometry {
-        Geometry {
-            read_size_bytes: 1,
-            write_size_bytes: 4,
-            erase_size_bytes: 16,
-            erased_byte,
-            erase_before_write: true,
-            capacity_bytes: 64,
-        }
+        test_nor_geometry(erased_byte)
     }
 
     #[test]

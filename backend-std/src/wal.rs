@@ -424,6 +424,19 @@ impl SharedWal {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The lock, once no leader is syncing outside it.
+    fn lock_between_syncs(&self) -> MutexGuard<'_, Shared> {
+        let mut state = self.lock();
+        while state.syncing {
+            state = self
+                .inner
+                .synced
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        state
+    }
+
     /// Appends a record and returns its LSN once it is durable.
     ///
     /// # Errors
@@ -456,11 +469,8 @@ impl SharedWal {
                 return Err(segwal::Error::Poisoned.into());
             }
             if state.syncing {
-                state = self
-                    .inner
-                    .synced
-                    .wait(state)
-                    .unwrap_or_else(|e| e.into_inner());
+                drop(state);
+                state = self.lock_between_syncs();
                 continue;
             }
             let ticket = state.wal.begin_sync()?;
@@ -514,16 +524,8 @@ impl SharedWal {
     ///
     /// As for [`Wal::truncate_after`].
     pub fn truncate_after(&self, lsn: Lsn) -> Result<()> {
-        let mut state = self.lock();
         // Not while a leader syncs the segment the cut may seal.
-        while state.syncing {
-            state = self
-                .inner
-                .synced
-                .wait(state)
-                .unwrap_or_else(|e| e.into_inner());
-        }
-        Ok(state.wal.truncate_after(lsn)?)
+        Ok(self.lock_between_syncs().wal.truncate_after(lsn)?)
     }
 
     /// The first LSN still in the log.
@@ -548,15 +550,7 @@ impl SharedWal {
     ///
     /// When the final sync fails.
     pub fn close(&self) -> Result<()> {
-        let mut state = self.lock();
-        while state.syncing {
-            state = self
-                .inner
-                .synced
-                .wait(state)
-                .unwrap_or_else(|e| e.into_inner());
-        }
-        Ok(state.wal.close_in_place()?)
+        Ok(self.lock_between_syncs().wal.close_in_place()?)
     }
 }
 

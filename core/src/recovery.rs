@@ -504,52 +504,47 @@ mod tests {
 
     #[test]
     fn decision_table() {
-        // Blank after the records end.
-        assert_eq!(classify_tail(100, 100, None), TailClass::Clean);
-        // Dirty bytes, nothing valid after them.
-        assert_eq!(
-            classify_tail(100, 180, None),
-            TailClass::Torn {
-                offset: 100,
-                dirty_end: 180
-            }
-        );
-        // Valid records after, written before the bad bytes were synced.
-        let unsynced = LaterRecord {
-            offset: 160,
-            synced_offset: 100,
+        let later = |offset, synced_offset| {
+            Some(LaterRecord {
+                offset,
+                synced_offset,
+            })
         };
-        assert_eq!(
-            classify_tail(100, 200, Some(unsynced)),
-            TailClass::Torn {
-                offset: 100,
-                dirty_end: 200
-            }
-        );
-        let older = LaterRecord {
-            offset: 160,
-            synced_offset: 64,
+        let torn = TailClass::Torn {
+            offset: 100,
+            dirty_end: 200,
         };
-        assert_eq!(
-            classify_tail(100, 200, Some(older)),
-            TailClass::Torn {
-                offset: 100,
-                dirty_end: 200
-            }
-        );
-        // A record written after the bad bytes had been synced.
-        let synced = LaterRecord {
-            offset: 160,
-            synced_offset: 120,
-        };
-        assert_eq!(
-            classify_tail(100, 200, Some(synced)),
-            TailClass::Corrupt {
-                offset: 100,
-                dirty_end: 200,
-                next_valid_offset: 160
-            }
-        );
+        let rows = [
+            // Blank after the records end.
+            ((100, 100, None), TailClass::Clean),
+            // Dirty bytes, nothing valid after them.
+            (
+                (100, 180, None),
+                TailClass::Torn {
+                    offset: 100,
+                    dirty_end: 180,
+                },
+            ),
+            // Valid records after, written before the bad bytes were synced.
+            ((100, 200, later(160, 100)), torn),
+            ((100, 200, later(160, 64)), torn),
+            // A record written after the bad bytes had been synced.
+            (
+                (100, 200, later(160, 120)),
+                TailClass::Corrupt {
+                    offset: 100,
+                    dirty_end: 200,
+                    next_valid_offset: 160,
+                },
+            ),
+        ];
+        for ((end, dirty_end, latest), expected) in rows {
+            assert_eq!(
+                classify_tail(end, dirty_end, latest),
+                expected,
+                "{end} {dirty_end} {latest:?}"
+            );
+        }
     }
 }
 

@@ -276,16 +276,7 @@ impl SegmentAppender {
             .write(segment_start, &pieces)
             .map_err(Error::Device)?;
         device.sync().map_err(Error::Device)?;
-        Ok(SegmentAppender {
-            segment_start,
-            header,
-            written_offset: records_start,
-            synced_offset: records_start,
-            record_count: 0,
-            hole_start: None,
-            marker_to_wipe: None,
-            poisoned: false,
-        })
+        Ok(Self::resumed(segment_start, header, records_start, 0))
     }
 
     /// Opens an existing segment for appending: reads its header, scans its
@@ -309,16 +300,12 @@ impl SegmentAppender {
     ) -> Result<(Self, Recovered), Error<D::Error>> {
         let header = read_segment_header(device, segment_start)?;
         let report = recovery::scan(device, segment_start, &header, scratch)?;
-        let mut appender = SegmentAppender {
+        let mut appender = Self::resumed(
             segment_start,
             header,
-            written_offset: report.records_end,
-            synced_offset: report.records_end,
-            record_count: report.record_count,
-            hole_start: None,
-            marker_to_wipe: None,
-            poisoned: false,
-        };
+            report.records_end,
+            report.record_count,
+        );
         let tail = appender.settle_tail(device, &report, mode)?;
         // The records end on a clean-close marker (a scan-path open after a
         // clean close, with or without garbage after it): resume at the
@@ -356,16 +343,13 @@ impl SegmentAppender {
         else {
             return Ok(None);
         };
-        let appender = SegmentAppender {
+        let mut appender = Self::resumed(
             segment_start,
             header,
-            written_offset: clean.marker_offset,
-            synced_offset: clean.marker_offset,
-            record_count: clean.record_count,
-            hole_start: None,
-            marker_to_wipe: Some(clean.marker_offset),
-            poisoned: false,
-        };
+            clean.marker_offset,
+            clean.record_count,
+        );
+        appender.marker_to_wipe = Some(clean.marker_offset);
         let recovered = Recovered {
             tail: TailState::Clean,
             record_count: clean.record_count,
@@ -456,15 +440,28 @@ impl SegmentAppender {
     /// is repaired or written (a read-only open of a log another process
     /// writes). Appending through it is refused by the log.
     pub fn from_scan(segment_start: u64, header: SegmentHeader, report: &ScanReport) -> Self {
+        let mut appender = Self::resumed(
+            segment_start,
+            header,
+            report.records_end,
+            report.record_count,
+        );
+        appender.poisoned = true;
+        appender
+    }
+
+    /// An appender resuming at `end` with `record_count` records before it,
+    /// all durable.
+    fn resumed(segment_start: u64, header: SegmentHeader, end: u32, record_count: u64) -> Self {
         SegmentAppender {
             segment_start,
             header,
-            written_offset: report.records_end,
-            synced_offset: report.records_end,
-            record_count: report.record_count,
+            written_offset: end,
+            synced_offset: end,
+            record_count,
             hole_start: None,
             marker_to_wipe: None,
-            poisoned: true,
+            poisoned: false,
         }
     }
 
