@@ -751,7 +751,6 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
     use std::process::{Child, Command, Stdio};
     use std::sync::Mutex;
-    use std::time::{Duration, Instant};
 
     use segwal::{BlockDevice, DeviceError};
 
@@ -1137,23 +1136,24 @@ mod tests {
         assert_eq!(device.geometry().capacity_bytes, 4096);
     }
 
-    /// Waits, at most 10 s, for the worker to finish preparing
-    /// `sequence`, and returns the prepared file's path.
-    fn wait_for_prepared(store: &DirStore, sequence: u64) -> PathBuf {
+    /// Waits for the worker to finish preparing `sequence` (by joining it:
+    /// no deadline, so a slow disk cannot fail the test), puts its result
+    /// back for `allocate`, and returns the prepared file's path.
+    fn wait_for_prepared(store: &mut DirStore, sequence: u64) -> PathBuf {
         let path = store.prepared_path(sequence);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let finished = store
-                .prepared
-                .as_ref()
-                .is_some_and(|prepared| prepared.worker.is_finished());
-            if finished {
-                assert!(path.is_file(), "segment {sequence} prepared");
-                return path;
-            }
-            assert!(Instant::now() < deadline, "segment {sequence} not prepared");
-            thread::sleep(Duration::from_millis(1));
-        }
+        let prepared = store.prepared.take().expect("a preparation was started");
+        assert_eq!(prepared.sequence, sequence);
+        let made = prepared.worker.join().expect("the worker does not panic");
+        assert!(
+            made.is_ok() && path.is_file(),
+            "segment {sequence} prepared"
+        );
+        store.prepared = Some(Prepared {
+            sequence: prepared.sequence,
+            size_bytes: prepared.size_bytes,
+            worker: thread::spawn(move || made),
+        });
+        path
     }
 
     #[test]
@@ -1162,7 +1162,7 @@ mod tests {
         let mut store = open_rw(temp.path());
         store.set_prepare_ahead(true);
         store.allocate(1, 8192).expect("allocate");
-        let prepared_path = wait_for_prepared(&store, 2);
+        let prepared_path = wait_for_prepared(&mut store, 2);
         // A mark a file created anew, zero-filled, would not have.
         OpenOptions::new()
             .write(true)
@@ -1200,14 +1200,14 @@ mod tests {
         let mut store = open_rw(temp.path());
         store.set_prepare_ahead(true);
         store.allocate(1, 4096).expect("allocate");
-        wait_for_prepared(&store, 2);
+        wait_for_prepared(&mut store, 2);
 
         store.allocate(2, 1024).expect("allocate of another size");
         assert_eq!(
             fs::metadata(store.segment_path(2)).expect("meta").len(),
             1024
         );
-        wait_for_prepared(&store, 3);
+        wait_for_prepared(&mut store, 3);
         store.set_prepare_ahead(false);
 
         store
