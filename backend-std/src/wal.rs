@@ -160,11 +160,10 @@ impl Wal {
     ///
     /// [`segwal::Error::ReadOnly`] on a writable log; as for opening.
     pub fn refresh(&mut self) -> Result<()> {
-        let fresh = open_core(&self.dir, &WalOptions::default(), AccessMode::ReadOnly)?;
         if !self.inner.config().read_only {
             return Err(segwal::Error::ReadOnly.into());
         }
-        self.inner = fresh;
+        self.inner = open_core(&self.dir, &WalOptions::default(), AccessMode::ReadOnly)?;
         Ok(())
     }
 

@@ -23,7 +23,7 @@ use core::ops::Range;
 use crate::checksum::ChecksumKind;
 use crate::device::{BlockDevice, Error as DeviceError};
 use crate::error::{ChainDefect, ConfigError, Corruption, Error};
-use crate::format::{HeaderDefect, RECORD_HEADER_LEN, SegmentHeader, is_blank};
+use crate::format::{RECORD_HEADER_LEN, SegmentHeader, is_blank};
 use crate::read_plan::ReadHint;
 use crate::reader::{Payload, SegmentCursor};
 use crate::recovery::{self, RecoveryMode, SCAN_SCRATCH_MIN_BYTES, TailClass, TailState};
@@ -269,7 +269,12 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             return Err(Error::Config(ConfigError::Buffer));
         }
         let mut unfinished = heapless::Vec::new();
-        let mut segments = Self::read_headers(&mut store, buffer.as_mut(), &mut unfinished)?;
+        let mut segments = Self::read_headers(
+            &mut store,
+            buffer.as_mut(),
+            &mut unfinished,
+            config.read_only,
+        )?;
         Self::settle_chain(&mut store, &mut segments, &unfinished, config.read_only)?;
         let mut tail = WalTailState::Clean;
         let (active, active_info) = match segments.last().copied() {
@@ -403,6 +408,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         store: &mut S,
         scratch: &mut [u8],
         unfinished: &mut heapless::Vec<SegmentId, MAX_SEGMENTS>,
+        read_only: bool,
     ) -> Result<heapless::Vec<SegmentInfo, MAX_SEGMENTS>, Error<S::Error>> {
         let mut ids: heapless::Vec<SegmentId, MAX_SEGMENTS> = heapless::Vec::new();
         let mut overflow = false;
@@ -416,7 +422,13 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         }
         let mut segments: heapless::Vec<SegmentInfo, MAX_SEGMENTS> = heapless::Vec::new();
         for &id in &ids {
-            let (device, start) = store.device(id).map_err(Error::Device)?;
+            let (device, start) = match store.device(id) {
+                Ok(found) => found,
+                // A reader beside a live writer: the segment was listed, then
+                // checkpointed away before it could be opened.
+                Err(_) if read_only => continue,
+                Err(e) => return Err(Error::Device(e)),
+            };
             let capacity = device.geometry().capacity_bytes;
             if capacity.saturating_sub(start) < crate::format::SEGMENT_HEADER_LEN as u64 {
                 // Shorter than a header: a creation cut short.
@@ -440,7 +452,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
                     reason: Corruption::Header(defect),
                     ..
                 }) => {
-                    if !Self::is_unfinished_allocation(device, start, defect, scratch)? {
+                    if !Self::is_unfinished_allocation(device, start, scratch)? {
                         return Err(Error::Corrupt {
                             segment: id,
                             offset: 0,
@@ -470,13 +482,11 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
     fn is_unfinished_allocation(
         device: &mut S::Device,
         start: u64,
-        defect: HeaderDefect,
         scratch: &mut [u8],
     ) -> Result<bool, Error<S::Error>> {
-        // A newer format is never ours to delete.
-        if matches!(defect, HeaderDefect::UnsupportedVersion(_)) {
-            return Ok(false);
-        }
+        // Whatever the header's defect (a torn header can read as any
+        // version, or as a bad magic), what decides is whether a record was
+        // ever written after it: an allocation cut short never got one.
         let geometry = device.geometry();
         // The first record starts within the first 4 KiB + alignment for
         // any user area this crate writes; blank there means no record.

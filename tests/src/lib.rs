@@ -18,6 +18,7 @@
 //! [`test_seed`] lets `SEGWAL_TEST_SEED` replace the default one.
 
 pub mod process;
+pub mod wal_support;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
