@@ -371,10 +371,13 @@ impl core::fmt::Display for RecordDefect {
     }
 }
 
-/// `true` when every byte is `erased` or every byte is zero.
+/// `true` when `bytes` hold nothing: every byte is `erased`, or, on a
+/// device that needs no erase (`zero_is_blank`), every byte is zero (the
+/// log wipes torn tails with zeros there). On flash a zero is a programmed
+/// bit, never blank: a writer must not resume over it.
 #[inline]
-pub fn is_blank(bytes: &[u8], erased: u8) -> bool {
-    bytes.iter().all(|&b| b == erased) || bytes.iter().all(|&b| b == 0)
+pub fn is_blank(bytes: &[u8], erased: u8, zero_is_blank: bool) -> bool {
+    bytes.iter().all(|&b| b == erased) || (zero_is_blank && bytes.iter().all(|&b| b == 0))
 }
 
 impl RecordHeader {
@@ -390,7 +393,9 @@ impl RecordHeader {
         segment: &SegmentHeader,
         erased_byte: u8,
     ) -> Result<Self, RecordDefect> {
-        if is_blank(bytes, erased_byte) {
+        // A header of zeros is not a record on any device; on flash the
+        // probe, not this label, decides whether it may be written over.
+        if is_blank(bytes, erased_byte, true) {
             return Err(RecordDefect::Blank);
         }
         let header = RecordHeader {

@@ -167,6 +167,8 @@ pub(crate) struct Validator<'a, D> {
     pub(crate) segment_start: u64,
     pub(crate) header: &'a SegmentHeader,
     pub(crate) erased_byte: u8,
+    /// Zeros count as blank (devices that need no erase).
+    pub(crate) zero_is_blank: bool,
     pub(crate) buffer: &'a mut [u8],
     pub(crate) window: Window,
 }
@@ -414,7 +416,11 @@ fn unit_is_blank<D: BlockDevice>(
     let at = usize::try_from(start - validator.window.start).unwrap_or(usize::MAX);
     let held = usize::try_from(validator.window.len_bytes).unwrap_or(0);
     let unit = usize::try_from(len).unwrap_or(usize::MAX);
-    if !is_blank(&validator.buffer[at..at + unit], erased) {
+    if !is_blank(
+        &validator.buffer[at..at + unit],
+        erased,
+        validator.zero_is_blank,
+    ) {
         return Ok(None);
     }
     // Skip every whole unit up to the first byte that is not erased: a
@@ -450,6 +456,7 @@ pub fn scan<D: BlockDevice>(
         segment_start,
         header,
         erased_byte: geometry.erased_byte,
+        zero_is_blank: !geometry.erase_before_write,
         buffer: &mut scratch[..usable],
         window: Window::default(),
     };

@@ -379,11 +379,19 @@ impl SegmentAppender {
             // Already closed cleanly and nothing written since.
             return Ok(true);
         }
+        // Everything appended is made durable whether or not a marker
+        // follows: a close that cannot write one still acknowledges.
+        self.sync(device)?;
         let geometry = device.geometry();
         let align = self.header.record_align_bytes();
         let Some(extent) = recovery::marker_extent_bytes(align, geometry.erase_before_write) else {
             return Ok(false);
         };
+        if extent as usize - RECORD_HEADER_LEN > self.header.record_len_max as usize {
+            // A marker is a record too, and this segment's records are too
+            // small to hold one: the next open scans instead.
+            return Ok(false);
+        }
         let available_bytes = self.remaining_bytes();
         if u64::from(extent) > available_bytes {
             return Err(Error::Full {
@@ -391,8 +399,6 @@ impl SegmentAppender {
                 available_bytes,
             });
         }
-        // Everything the marker counts must be durable before it is.
-        self.sync(device)?;
         let mut buffer = [0u8; recovery::MARKER_ALIGN_MAX_BYTES as usize];
         let payload = recovery::marker_payload(self.record_count, extent, &mut buffer);
         let offset = self.written_offset;

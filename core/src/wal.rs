@@ -501,7 +501,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         let after_header = &scratch[crate::format::SEGMENT_HEADER_LEN.min(probe)..probe];
         Ok(after_header
             .chunks(RECORD_HEADER_LEN)
-            .all(|unit| is_blank(unit, geometry.erased_byte)))
+            .all(|unit| is_blank(unit, geometry.erased_byte, !geometry.erase_before_write)))
     }
 
     /// Keeps the chain that ends at the newest segment; deletes segments an
