@@ -209,7 +209,7 @@ impl Writer {
     }
 
     /// Appends records as one atomic batch (all or none after a crash), in
-    /// one `pwritev` per 32 records. Returns the offsets they occupy.
+    /// one `pwritev` per 64 records. Returns the offsets they occupy.
     ///
     /// # Errors
     ///

@@ -13,9 +13,10 @@ use segwal::{
 use crate::dir::{AccessMode, DirStore};
 use crate::error::{Error, Result};
 
-/// Segments a log can hold before it must be checkpointed: 64 TiB of
-/// 64 MiB segments.
-pub const MAX_SEGMENTS: usize = 1 << 20 >> 10;
+/// Segments a log can hold before it must be checkpointed: 64 GiB of
+/// 64 MiB segments. The list lives inside the log (about 64 KiB), so open
+/// time and memory stay fixed.
+pub const MAX_SEGMENTS: usize = 1024;
 
 /// The read buffer of a log: one sequential read-ahead window.
 const BUFFER_BYTES: usize = 64 * 1024;
@@ -179,7 +180,7 @@ impl Wal {
         Ok(self.inner.append(payload)?)
     }
 
-    /// Appends records as one atomic batch: one `pwritev` (per 32 records)
+    /// Appends records as one atomic batch: one `pwritev` (per 64 records)
     /// and one fdatasync; after a crash all of them are there or none.
     ///
     /// # Errors
@@ -460,6 +461,7 @@ impl SharedWal {
     /// Blocks until every LSN below `end` is durable, leading a sync when
     /// none is running.
     fn wait_durable<'a>(&'a self, mut state: MutexGuard<'a, Shared>, end: Lsn) -> Result<()> {
+        let mut woken = false;
         loop {
             if state.wal.durable_lsn() >= end {
                 return Ok(());
@@ -470,6 +472,17 @@ impl SharedWal {
             if state.syncing {
                 drop(state);
                 state = self.lock_between_syncs();
+                woken = true;
+                continue;
+            }
+            if woken {
+                // The threads the last sync released are about to append:
+                // let them, so this sync covers their records too, instead
+                // of alternating between two halves of the writers.
+                woken = false;
+                drop(state);
+                std::thread::yield_now();
+                state = self.lock();
                 continue;
             }
             let ticket = state.wal.begin_sync()?;

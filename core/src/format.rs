@@ -18,7 +18,7 @@
 //! | 0..8   | magic                 | bytes  | `SEGWAL` `0x00` `0x1A`                             |
 //! | 8..10  | format_version        | u16    | 1                                                  |
 //! | 10     | checksum_kind         | u8     | 1 = CRC32C, 2 = CRC-32/IEEE                        |
-//! | 11     | record_align_log2     | u8     | records start on multiples of `1 << this` (3..=16) |
+//! | 11     | record_align_log2     | u8     | records start on multiples of `1 << this` (3..=9)  |
 //! | 12..16 | user_area_len_bytes   | u32    | bytes reserved for the application after the header |
 //! | 16..24 | sequence              | u64    | segment sequence number                            |
 //! | 24..32 | base_lsn              | u64    | log position of the segment's first record         |
@@ -134,8 +134,11 @@ pub const MARKER_PAYLOAD_MIN_BYTES: usize = 12;
 /// Smallest record alignment: 8 bytes, so a scan looking for record starts
 /// in damaged space tests one position in eight.
 pub const RECORD_ALIGN_MIN_BYTES: u32 = 8;
-/// Largest record alignment (a 64 KiB write unit).
-pub const RECORD_ALIGN_MAX_BYTES: u32 = 1 << 16;
+/// Largest record alignment: a 512-byte sector, the largest write unit of
+/// the devices segwal targets (NOR words are 1 to 256 bytes). It bounds the
+/// padding of a record to one piece of a static zero buffer, and so the
+/// stack a batch write needs.
+pub const RECORD_ALIGN_MAX_BYTES: u32 = 512;
 
 /// Why bytes that should hold a segment header do not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,14 +20,14 @@ use crate::recovery::{self, RecoveryMode, ScanReport, TailClass, TailState};
 
 /// Zeros for padding and for wiping torn tails, shared by reference so no
 /// write needs a buffer of its own.
-static ZEROS: [u8; 512] = [0; 512];
+static ZEROS: [u8; RECORD_ALIGN_MAX_BYTES as usize] = [0; RECORD_ALIGN_MAX_BYTES as usize];
 
 /// Records an `append_batch` sends to the device in one write.
-pub const BATCH_RECORDS_PER_WRITE: usize = 32;
+pub const BATCH_RECORDS_PER_WRITE: usize = 64;
 
 /// Most pieces one record contributes to a write: header, payload, padding
-/// (at most `RECORD_ALIGN_MAX_BYTES / ZEROS.len()` pieces of zeros).
-const PIECES_PER_RECORD_MAX: usize = 2 + RECORD_ALIGN_MAX_BYTES as usize / 512;
+/// (padding is below the alignment, so one piece of [`ZEROS`]).
+const PIECES_PER_RECORD_MAX: usize = 3;
 
 /// Largest user area: the header, the user area and the padding to the
 /// first record go to the device in one write of boundedly many pieces.
@@ -36,7 +36,7 @@ pub const USER_AREA_MAX_BYTES: u32 = 4096;
 /// Pieces of that one write: header, user area, and zero runs covering the
 /// unused user area plus at most one record alignment of padding.
 const HEAD_PIECES_MAX: usize =
-    2 + (USER_AREA_MAX_BYTES + RECORD_ALIGN_MAX_BYTES) as usize / 512 + 1;
+    2 + (USER_AREA_MAX_BYTES + RECORD_ALIGN_MAX_BYTES) as usize / ZEROS.len() + 1;
 
 /// How a segment is laid out; checked against the device by
 /// [`SegmentWriter::create`].

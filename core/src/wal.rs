@@ -268,6 +268,13 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         if buffer.as_mut().len() < SCAN_SCRATCH_MIN_BYTES {
             return Err(Error::Config(ConfigError::Buffer));
         }
+        // Refuse a layout that cannot work before anything is allocated
+        // (the device's own rules are checked again when a segment is made).
+        let size = u64::from(config.segment_size_bytes);
+        let probe = SegmentIdentity::first(1, FIRST_LSN, 0);
+        config
+            .segment_config()
+            .header(&crate::Geometry::byte_addressable(size), probe)?;
         let mut unfinished = heapless::Vec::new();
         let mut segments = Self::read_headers(
             &mut store,

@@ -3,7 +3,8 @@
 //! Records of awkward sizes (0 and 1 byte, exactly the 2 KiB a random read
 //! fetches with the header, one byte over it, 5000 bytes, and records larger
 //! than the reader's 64 KiB buffer) are appended singly and in atomic
-//! batches (one of more than 32 records, so it takes two device writes),
+//! batches (one of more records than one device write holds, so it takes
+//! two),
 //! synced, then read back four ways: by offset with `ReadHint::Random`, by
 //! offset with `ReadHint::Sequential`, into a caller buffer with
 //! `read_record_into`, and by iterating from the first record, with a
@@ -37,7 +38,8 @@ enum Step {
     Batch(Vec<Vec<u8>>),
 }
 
-/// The edge sizes as single appends, then batches of 5 and 40 records and
+/// The edge sizes as single appends, then batches of 5 and of one device
+/// write's worth plus 8 records and
 /// a few more singles, all with payloads drawn from `seed`.
 fn plan(seed: u64) -> Vec<Step> {
     let mut rng = XorShift::new(seed);
@@ -51,7 +53,9 @@ fn plan(seed: u64) -> Vec<Step> {
         .map(|&len| Step::Single(next(len)))
         .collect();
     steps.push(Step::Batch((0..5).map(|i| next(i * 1000)).collect()));
-    let sizes: Vec<usize> = (0..40).map(|_| rng.between(0, 3000)).collect();
+    let sizes: Vec<usize> = (0..segwal::BATCH_RECORDS_PER_WRITE + 8)
+        .map(|_| rng.between(0, 3000))
+        .collect();
     steps.push(Step::Batch(sizes.into_iter().map(&mut next).collect()));
     steps.push(Step::Batch(vec![next(0)]));
     steps.push(Step::Batch(Vec::new()));

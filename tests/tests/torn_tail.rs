@@ -187,8 +187,12 @@ struct BatchSetup {
     image: Vec<u8>,
 }
 
-/// A few single records, a sync, then one batch of 40 records (two device
-/// writes of 32 and 8), synced so that its bytes are there to tear.
+/// Records in the torn batch: more than one device write holds, so the
+/// batch takes two (`BATCH_RECORDS_PER_WRITE` and 8).
+const BATCH_LEN: usize = segwal::BATCH_RECORDS_PER_WRITE + 8;
+
+/// A few single records, a sync, then one batch of [`BATCH_LEN`] records
+/// (two device writes), synced so that its bytes are there to tear.
 fn prepare_batch<M: Medium>(medium: &mut M, seed: u64) -> BatchSetup {
     let mut writer = create_segment(medium, &config_for(medium, ChecksumKind::Crc32c), seed);
     let before = append_all(
@@ -197,7 +201,7 @@ fn prepare_batch<M: Medium>(medium: &mut M, seed: u64) -> BatchSetup {
     );
     writer.sync().expect("sync");
     let mut rng = XorShift::new(seed);
-    let payloads: Vec<Vec<u8>> = (0..40)
+    let payloads: Vec<Vec<u8>> = (0..BATCH_LEN as u64)
         .map(|i| payload(seed, 100 + i, rng.between(1, 120)))
         .collect();
     let slices: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
@@ -323,19 +327,25 @@ fn assert_no_batch_record_readable<D: segwal::BlockDevice>(
 fn torn_batches<M: Medium>(medium: &mut M, seed: u64) {
     let setup = prepare_batch(medium, seed);
     let mut cuts = vec![
-        // The second device write (records 32..40) never landed.
-        (setup.batch[32].offset, "second write lost"),
+        // The second device write never landed.
+        (
+            setup.batch[segwal::BATCH_RECORDS_PER_WRITE].offset,
+            "second write lost",
+        ),
         // Only the first record's header landed.
         (setup.batch[0].offset + 16, "first header only"),
         // Everything but the last record's last payload byte.
         (
-            setup.batch[39].offset + 16 + setup.batch[39].payload.len() as u64 - 1,
+            setup.batch[BATCH_LEN - 1].offset
+                + 16
+                + setup.batch[BATCH_LEN - 1].payload.len() as u64
+                - 1,
             "last byte lost",
         ),
     ];
     let mut rng = XorShift::new(seed ^ 0xBA7C);
     for _ in 0..6 {
-        let index = rng.between(1, 39);
+        let index = rng.between(1, BATCH_LEN - 1);
         cuts.push((setup.batch[index].offset, "at a record boundary"));
         // Inside its header or payload: a cut in the padding of the batch's
         // last record would leave the whole batch valid.
