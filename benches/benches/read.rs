@@ -23,7 +23,7 @@ use crc::{CRC_32_ISCSI, Crc, Table};
 use criterion::{Criterion, SamplingMode, Throughput};
 use segwal::ReadHint;
 use segwal::format::RECORD_HEADER_LEN;
-use segwal_benches::{payload, random_order};
+use segwal_benches::{payload, pread_chunks, random_order};
 use segwal_std::{FlushedOffset, Reader, Writer};
 use tempfile::TempDir;
 
@@ -92,29 +92,6 @@ impl Fixture {
 
     fn used_bytes(&self) -> u64 {
         self.records_end - self.records_start
-    }
-}
-
-/// Reads `[start, end)` of `file` in chunks of `buffer`'s length, handing
-/// each to `each_chunk`. Every pass reads at least one byte, so the loop
-/// ends after at most `end - start` passes.
-fn pread_chunks(
-    file: &File,
-    start: u64,
-    end: u64,
-    buffer: &mut [u8],
-    mut each_chunk: impl FnMut(&[u8]),
-) {
-    assert!(!buffer.is_empty(), "an empty buffer would never advance");
-    let mut position = start;
-    while position < end {
-        let len = usize::try_from(end - position)
-            .unwrap_or(usize::MAX)
-            .min(buffer.len());
-        file.read_exact_at(&mut buffer[..len], position)
-            .expect("pread");
-        each_chunk(&buffer[..len]);
-        position += len as u64;
     }
 }
 
@@ -192,7 +169,8 @@ fn scan(c: &mut Criterion, fixture: &Fixture) {
                 |chunk| {
                     black_box(chunk);
                 },
-            );
+            )
+            .expect("pread");
         });
     });
     group.bench_function("raw_pread_64KiB_crc32c", |b| {
@@ -206,7 +184,8 @@ fn scan(c: &mut Criterion, fixture: &Fixture) {
                 |chunk| {
                     digest.update(chunk);
                 },
-            );
+            )
+            .expect("pread");
             black_box(digest.finalize());
         });
     });
@@ -222,11 +201,12 @@ fn raw_open(path: &Path, records_end: u64, buffer: &mut [u8]) {
         .open(path)
         .expect("open raw file");
     let mut digest = CRC32C.digest();
-    pread_chunks(&file, 0, records_end, buffer, |chunk| digest.update(chunk));
+    pread_chunks(&file, 0, records_end, buffer, |chunk| digest.update(chunk)).expect("pread");
     black_box(digest.finalize());
     pread_chunks(&file, records_end, SEGMENT_SIZE_BYTES, buffer, |chunk| {
         black_box(chunk);
-    });
+    })
+    .expect("pread");
     file.sync_data().expect("fdatasync");
 }
 

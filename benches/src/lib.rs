@@ -1,5 +1,6 @@
-//! Shared helpers for the benchmarks: the raw baselines' files, payloads,
-//! and the fixed-seed pseudo-random order of the random-read benchmark.
+//! Shared helpers for the benchmarks: the raw baselines' files and chunked
+//! reads, payloads, and the fixed-seed pseudo-random order of the
+//! random-read benchmark.
 //!
 //! The baselines use std's positional I/O (`FileExt::write_at`,
 //! `read_exact_at`, `File::sync_data`): they are the same `pwrite`, `pread`
@@ -40,6 +41,38 @@ pub fn create_zero_filled(path: &Path, size_bytes: u64) -> io::Result<File> {
     }
     file.sync_data()?;
     Ok(file)
+}
+
+/// Reads `[start, end)` of `file` in chunks of `buffer`'s length, handing
+/// each to `each_chunk`: the raw side of every scan-shaped benchmark.
+///
+/// # Errors
+///
+/// Any error from `pread`, a file shorter than `end` included.
+///
+/// # Panics
+///
+/// When `buffer` is empty: the loop would never advance. With a non-empty
+/// buffer every pass reads at least one byte, so it ends after at most
+/// `end - start` passes.
+pub fn pread_chunks(
+    file: &File,
+    start: u64,
+    end: u64,
+    buffer: &mut [u8],
+    mut each_chunk: impl FnMut(&[u8]),
+) -> io::Result<()> {
+    assert!(!buffer.is_empty(), "an empty buffer would never advance");
+    let mut position = start;
+    while position < end {
+        let len = usize::try_from(end - position)
+            .unwrap_or(usize::MAX)
+            .min(buffer.len());
+        file.read_exact_at(&mut buffer[..len], position)?;
+        each_chunk(&buffer[..len]);
+        position += len as u64;
+    }
+    Ok(())
 }
 
 /// `len_bytes` of a fixed non-zero pattern, so a payload never looks blank.
