@@ -151,10 +151,11 @@ fn describe_holder(holder_pid: &Option<u32>) -> String {
 ///
 /// ```
 /// use segwal::{BlockDevice, SegmentStore};
-/// use segwal_std::{AccessMode, DirStore};
+/// use segwal_std::{AccessMode, DirError, DirStore};
 ///
 /// let dir = tempfile::tempdir()?;
-/// let mut store = DirStore::open(&dir.path().join("wal"), AccessMode::ReadWrite)?;
+/// let wal_dir = dir.path().join("wal");
+/// let mut store = DirStore::open(&wal_dir, AccessMode::ReadWrite)?;
 /// let id = store.allocate(1, 4096)?;
 /// let (device, offset) = store.device(id)?;
 /// device.write(offset, &[b"header"])?;
@@ -163,6 +164,20 @@ fn describe_holder(holder_pid: &Option<u32>) -> String {
 /// let mut ids = Vec::new();
 /// store.segment_ids(&mut |id| ids.push(id))?;
 /// assert_eq!(ids, [1]);
+///
+/// // One writer per directory: a second is refused at once, even in this
+/// // process, and told who holds the lock. A reader takes no lock.
+/// match DirStore::open(&wal_dir, AccessMode::ReadWrite) {
+///     Err(DirError::Locked { holder_pid, .. }) => {
+///         assert_eq!(holder_pid, Some(std::process::id()));
+///     }
+///     other => panic!("expected Locked, got {other:?}"),
+/// }
+/// DirStore::open(&wal_dir, AccessMode::ReadOnly)?;
+///
+/// // Dropping the writer releases the lock.
+/// drop(store);
+/// DirStore::open(&wal_dir, AccessMode::ReadWrite)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
@@ -263,11 +278,12 @@ impl DirStore {
 
     /// Turns making the next segment ahead of time on or off (off at open).
     ///
-    /// When on, each [`allocate`](SegmentStore::allocate) of `sequence`
-    /// starts a thread that creates segment `sequence + 1`, of the same
-    /// size, as `{sequence + 1:020}.seg.prepared`; the next `allocate`
-    /// renames it into place instead of zero-filling a file while an append
-    /// waits. A prepared file of another sequence or size is discarded.
+    /// When on, a [`prepare`](SegmentStore::prepare) hint for `sequence`
+    /// (the log sends one when its active segment is three-quarters full)
+    /// starts a thread that creates that segment as
+    /// `{sequence:020}.seg.prepared`; the `allocate` of `sequence` renames it
+    /// into place instead of zero-filling a file while an append waits. A
+    /// prepared file of another sequence or size is discarded.
     /// Turning it off stops new preparations; one already started is still
     /// used if it fits. Read-only stores ignore it.
     ///
@@ -458,12 +474,17 @@ impl SegmentStore for DirStore {
             None => self.create_segment(sequence, size_bytes)?,
         };
         self.cache(sequence, device);
-        if self.prepare_ahead
-            && let Some(next) = sequence.checked_add(1)
-        {
-            self.start_prepare(next, size_bytes);
-        }
         Ok(sequence)
+    }
+
+    fn prepare(&mut self, sequence: u64, size_bytes: u32) {
+        let running = self
+            .prepared
+            .as_ref()
+            .is_some_and(|p| p.sequence == sequence);
+        if self.prepare_ahead && self.mode == AccessMode::ReadWrite && !running {
+            self.start_prepare(sequence, size_bytes);
+        }
     }
 
     fn release(&mut self, id: SegmentId) -> Result<(), FileError> {
@@ -1162,6 +1183,7 @@ mod tests {
         let mut store = open_rw(temp.path());
         store.set_prepare_ahead(true);
         store.allocate(1, 8192).expect("allocate");
+        store.prepare(2, 8192);
         let prepared_path = wait_for_prepared(&mut store, 2);
         // A mark a file created anew, zero-filled, would not have.
         OpenOptions::new()
@@ -1183,6 +1205,7 @@ mod tests {
             .expect("write through the prepared handle");
 
         // Segment 3 is being prepared now; dropping waits and tidies up.
+        store.prepare(3, 8192);
         drop(store);
         assert_eq!(
             file_names(temp.path()),
@@ -1200,9 +1223,11 @@ mod tests {
         let mut store = open_rw(temp.path());
         store.set_prepare_ahead(true);
         store.allocate(1, 4096).expect("allocate");
+        store.prepare(2, 4096);
         wait_for_prepared(&mut store, 2);
 
         store.allocate(2, 1024).expect("allocate of another size");
+        store.prepare(3, 1024);
         assert_eq!(
             fs::metadata(store.segment_path(2)).expect("meta").len(),
             1024

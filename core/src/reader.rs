@@ -480,6 +480,49 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
 /// [`RANDOM_READ_BYTES`](crate::RANDOM_READ_BYTES) (header + 2 KiB), and
 /// [`SEQUENTIAL_WINDOW_BYTES`](crate::SEQUENTIAL_WINDOW_BYTES) (64 KiB) for
 /// full read-ahead. Records that fit come back borrowed from it.
+///
+/// # Example
+///
+/// Reading back a segment whose writer is gone: a scan finds how far the
+/// valid records go, then the reader walks them.
+///
+/// ```
+/// # use segwal::{BlockDevice, ErrorType, Geometry, ErrorKind};
+/// # struct Mem([u8; 4096]);
+/// # impl ErrorType for Mem { type Error = ErrorKind; }
+/// # impl BlockDevice for Mem {
+/// #     fn geometry(&self) -> Geometry { Geometry::byte_addressable(4096) }
+/// #     fn read(&mut self, o: u64, b: &mut [u8]) -> Result<(), ErrorKind> {
+/// #         let o = o as usize; b.copy_from_slice(&self.0[o..o + b.len()]); Ok(()) }
+/// #     fn write(&mut self, o: u64, p: &[&[u8]]) -> Result<(), ErrorKind> {
+/// #         let mut o = o as usize;
+/// #         for x in p { self.0[o..o + x.len()].copy_from_slice(x); o += x.len(); } Ok(()) }
+/// #     fn erase(&mut self, _: u64, _: u64) -> Result<(), ErrorKind> { Ok(()) }
+/// #     fn sync(&mut self) -> Result<(), ErrorKind> { Ok(()) }
+/// # }
+/// use segwal::{ReadHint, RecoveryMode, SegmentConfig, SegmentIdentity, SegmentReader, SegmentWriter};
+///
+/// let mut device = Mem([0; 4096]);
+/// let identity = SegmentIdentity::first(0, 1, 0x5eed);
+/// let mut writer = SegmentWriter::create(&mut device, 0, &SegmentConfig::new(4096), identity, &[])?;
+/// writer.append(b"one")?;
+/// writer.append(b"two")?;
+/// writer.sync()?;
+/// drop(writer);
+///
+/// // A scan needs `SCAN_SCRATCH_MIN_BYTES` of buffer; 8 KiB is plenty.
+/// let mut reader = SegmentReader::open(&mut device, 0, [0u8; 8192])?;
+/// reader.recover_flushed_offset(RecoveryMode::Strict)?;
+/// let mut payloads = Vec::new();
+/// let mut offset = reader.records_start();
+/// while offset < reader.flushed_offset() {
+///     let record = reader.read_record(offset, ReadHint::Sequential)?;
+///     payloads.push(record.payload.to_vec());
+///     offset = record.next_offset;
+/// }
+/// assert_eq!(payloads, [b"one", b"two"]);
+/// # Ok::<(), segwal::Error<ErrorKind>>(())
+/// ```
 #[derive(Debug)]
 pub struct SegmentReader<D, B> {
     device: D,

@@ -68,6 +68,17 @@ pub trait SegmentStore: ErrorType {
     /// A salt no earlier use of the space has had.
     fn fresh_salt(&mut self) -> u64;
 
+    /// A hint that the log will soon [`allocate`](Self::allocate) segment
+    /// `sequence` of `size_bytes`: a store that makes segments slowly (a
+    /// file zero-filled and fsynced) may start now, in the background, so
+    /// the rotation does not stall an append. The log sends it once per
+    /// segment, when the active one is three-quarters full, so background
+    /// I/O does not compete with the appends of a segment just begun. The
+    /// default does nothing.
+    fn prepare(&mut self, sequence: u64, size_bytes: u32) {
+        let _ = (sequence, size_bytes);
+    }
+
     /// For a store that names segments by their sequence number (a
     /// directory of files), the id a segment of `sequence` must have; the
     /// log refuses a segment whose header disagrees with its name. `None`
@@ -97,5 +108,8 @@ impl<T: SegmentStore + ?Sized> SegmentStore for &mut T {
     }
     fn id_for_sequence(&self, sequence: u64) -> Option<SegmentId> {
         T::id_for_sequence(self, sequence)
+    }
+    fn prepare(&mut self, sequence: u64, size_bytes: u32) {
+        T::prepare(self, sequence, size_bytes);
     }
 }

@@ -117,6 +117,8 @@ impl BlockDevice for MemDevice {
 pub(crate) struct MemStore {
     pub(crate) segments: std::collections::BTreeMap<u64, MemDevice>,
     pub(crate) salt: u64,
+    /// Every `prepare` hint received, in order.
+    pub(crate) prepare_hints: Vec<(u64, u32)>,
 }
 
 impl ErrorType for MemStore {
@@ -147,6 +149,10 @@ impl crate::store::SegmentStore for MemStore {
     fn release(&mut self, id: u64) -> Result<(), ErrorKind> {
         self.segments.remove(&id);
         Ok(())
+    }
+
+    fn prepare(&mut self, sequence: u64, size_bytes: u32) {
+        self.prepare_hints.push((sequence, size_bytes));
     }
 
     fn fresh_salt(&mut self) -> u64 {

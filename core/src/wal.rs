@@ -214,6 +214,91 @@ pub struct SyncTicket {
 /// `B` is the buffer for reads and scans (at least
 /// [`SCAN_SCRATCH_MIN_BYTES`]; 64 KiB gives full read-ahead); at most
 /// `MAX_SEGMENTS` segments are tracked (checkpoint releases them).
+///
+/// # Example
+///
+/// Over a minimal in-memory store (hidden below: a `Vec<u8>` per segment,
+/// durable on write). `segwal_std::Wal` wraps this log over a directory of
+/// files; `segwal_ram::RamStore` is the full in-memory store, with power
+/// cuts (its documentation shows the log surviving one).
+///
+/// ```
+/// # use std::collections::BTreeMap;
+/// # use segwal::{BlockDevice, ErrorKind, ErrorType, Geometry, SegmentId, SegmentStore};
+/// # #[derive(Debug, Default)]
+/// # struct MemStore { segments: BTreeMap<u64, Mem>, salt: u64 }
+/// # #[derive(Debug)]
+/// # struct Mem(Vec<u8>);
+/// # impl ErrorType for Mem { type Error = ErrorKind; }
+/// # impl BlockDevice for Mem {
+/// #     fn geometry(&self) -> Geometry { Geometry::byte_addressable(self.0.len() as u64) }
+/// #     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), ErrorKind> {
+/// #         let start = offset as usize;
+/// #         buf.copy_from_slice(self.0.get(start..start + buf.len()).ok_or(ErrorKind::OutOfBounds)?);
+/// #         Ok(())
+/// #     }
+/// #     fn write(&mut self, offset: u64, pieces: &[&[u8]]) -> Result<(), ErrorKind> {
+/// #         let mut at = offset as usize;
+/// #         for piece in pieces {
+/// #             self.0.get_mut(at..at + piece.len()).ok_or(ErrorKind::OutOfBounds)?.copy_from_slice(piece);
+/// #             at += piece.len();
+/// #         }
+/// #         Ok(())
+/// #     }
+/// #     fn erase(&mut self, offset: u64, len_bytes: u64) -> Result<(), ErrorKind> {
+/// #         let (start, end) = (offset as usize, (offset + len_bytes) as usize);
+/// #         self.0.get_mut(start..end).ok_or(ErrorKind::OutOfBounds)?.fill(0);
+/// #         Ok(())
+/// #     }
+/// #     fn sync(&mut self) -> Result<(), ErrorKind> { Ok(()) }
+/// # }
+/// # impl ErrorType for MemStore { type Error = ErrorKind; }
+/// # impl SegmentStore for MemStore {
+/// #     type Device = Mem;
+/// #     fn segment_ids(&mut self, visit: &mut dyn FnMut(SegmentId)) -> Result<(), ErrorKind> {
+/// #         self.segments.keys().for_each(|&id| visit(id));
+/// #         Ok(())
+/// #     }
+/// #     fn device(&mut self, id: SegmentId) -> Result<(&mut Mem, u64), ErrorKind> {
+/// #         Ok((self.segments.get_mut(&id).ok_or(ErrorKind::Other)?, 0))
+/// #     }
+/// #     fn allocate(&mut self, sequence: u64, size_bytes: u32) -> Result<SegmentId, ErrorKind> {
+/// #         self.segments.insert(sequence, Mem(vec![0; size_bytes as usize]));
+/// #         Ok(sequence)
+/// #     }
+/// #     fn release(&mut self, id: SegmentId) -> Result<(), ErrorKind> {
+/// #         self.segments.remove(&id);
+/// #         Ok(())
+/// #     }
+/// #     fn fresh_salt(&mut self) -> u64 { self.salt += 1; self.salt }
+/// #     fn id_for_sequence(&self, sequence: u64) -> Option<SegmentId> { Some(sequence) }
+/// # }
+/// use segwal::{Lsn, Wal, WalConfig};
+///
+/// let config = WalConfig {
+///     segment_size_bytes: 4096,
+///     ..WalConfig::default()
+/// };
+/// // Up to 16 segments, reading through a 64 KiB buffer (full read-ahead).
+/// let mut wal: Wal<MemStore, Vec<u8>, 16> =
+///     Wal::open(MemStore::default(), config, vec![0; 64 * 1024])?;
+/// let first = wal.append(b"first")?; // synced when it returns
+/// let batch = wal.append_batch(&[b"second", b"third"])?; // all or nothing
+/// assert_eq!((first, batch), (Lsn(1), Lsn(2)..Lsn(4)));
+/// assert_eq!(&*wal.read(Lsn(2))?, b"second");
+///
+/// let mut iter = wal.iter_from(Lsn(2))?; // a lending iterator
+/// while let Some(entry) = iter.next_record() {
+///     let (lsn, payload) = entry?;
+///     println!("{lsn}: {}", String::from_utf8_lossy(&payload));
+/// }
+///
+/// wal.truncate_after(Lsn(2))?; // "third" is gone, durably
+/// let store = wal.close()?; // clean close gives the store back
+/// let wal: Wal<MemStore, Vec<u8>, 16> = Wal::open(store, config, vec![0; 64 * 1024])?;
+/// assert_eq!(wal.next_lsn(), Lsn(3));
+/// # Ok::<(), segwal::Error<ErrorKind>>(())
+/// ```
 #[derive(Debug)]
 pub struct Wal<S: SegmentStore, B, const MAX_SEGMENTS: usize> {
     store: S,
@@ -226,6 +311,8 @@ pub struct Wal<S: SegmentStore, B, const MAX_SEGMENTS: usize> {
     tail: WalTailState,
     poisoned: bool,
     read_only: bool,
+    /// The store was told the next segment will be needed.
+    prepare_hinted: bool,
     cursor: SegmentCursor<B>,
     /// Which segment the cursor points at, by sequence.
     cursor_sequence: Option<u64>,
@@ -369,6 +456,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             tail,
             poisoned: false,
             read_only: config.read_only,
+            prepare_hinted: false,
             cursor,
             cursor_sequence: None,
             #[cfg(feature = "alloc")]
@@ -667,6 +755,13 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         let offsets = self.poison_on(result)?;
         let first = self.next_lsn;
         self.next_lsn += payloads.len() as u64;
+        if !self.prepare_hinted
+            && self.active.remaining_bytes() < u64::from(self.config.segment_size_bytes) / 4
+        {
+            self.prepare_hinted = true;
+            let next = self.active.header().sequence + 1;
+            self.store.prepare(next, self.config.segment_size_bytes);
+        }
         #[cfg(feature = "alloc")]
         self.index
             .note_appended(self.active.header(), offsets.start, payloads);
@@ -697,6 +792,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         let (appender, info) = self.poison_on(created)?;
         let _ = self.segments.push(info);
         self.active = appender;
+        self.prepare_hinted = false;
         Ok(())
     }
 
@@ -864,6 +960,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         }
         let _ = self.segments.push(info);
         self.active = appender;
+        self.prepare_hinted = false;
         self.next_lsn = lsn.0 + 1;
         self.durable_lsn = self.next_lsn;
         self.cursor_sequence = None;
@@ -1609,5 +1706,39 @@ mod tests {
         assert_eq!(records_discarded, 201 - cut);
         check_all(&mut wal);
         assert!(wal.verify().unwrap().is_clean());
+    }
+
+    #[test]
+    fn the_store_hears_of_the_next_segment_once_the_active_one_is_three_quarters_full() {
+        let mut wal = open(MemStore::default());
+        let mut hinted_before_rotation = Vec::new();
+        while wal.segment_count() < 4 {
+            let segments = wal.segment_count();
+            let lsn = wal.next_lsn().0;
+            wal.append(&payload(lsn)).unwrap();
+            if wal.segment_count() > segments {
+                let new_sequence = wal.segments().last().unwrap().header.sequence;
+                hinted_before_rotation.push(
+                    wal.store_mut()
+                        .prepare_hints
+                        .contains(&(new_sequence, 4096)),
+                );
+            } else if wal.active_written_bytes() < 3 * 4096 / 4 {
+                let active = wal.segments().last().unwrap().header.sequence;
+                assert!(
+                    !wal.store_mut().prepare_hints.contains(&(active + 1, 4096)),
+                    "hinted too early"
+                );
+            }
+        }
+        assert_eq!(hinted_before_rotation, [true, true, true]);
+        let hints = &wal.store_mut().prepare_hints;
+        let mut sequences: Vec<u64> = hints.iter().map(|h| h.0).collect();
+        sequences.dedup();
+        assert_eq!(
+            sequences.len(),
+            hints.len(),
+            "one hint per segment: {hints:?}"
+        );
     }
 }
