@@ -68,6 +68,37 @@ impl BlockDevice for RamSegment {
 }
 
 /// A log's segments in memory, keyed by sequence number.
+///
+/// # Example
+///
+/// The core [`segwal::Wal`] over a `RamStore`, through a power cut: the
+/// acknowledged record survives, the one whose sync the cut refused does
+/// not.
+///
+/// ```
+/// use segwal::{Lsn, Wal, WalConfig};
+/// use segwal_ram::{RamStore, Survivors};
+///
+/// let config = WalConfig {
+///     segment_size_bytes: 64 * 1024,
+///     ..WalConfig::default() // Durability::Sync: synced before `Ok`
+/// };
+/// type RamWal = Wal<RamStore, Vec<u8>, 16>;
+/// let mut wal = RamWal::open(RamStore::new(7), config, vec![0; 64 * 1024])?;
+/// let acknowledged = wal.append(b"acknowledged")?;
+///
+/// // The power goes after one more operation: the next record's write
+/// // lands in the live copy, its sync is refused, the append fails.
+/// wal.store_mut().cut_power_after(1);
+/// assert!(wal.append(b"never acknowledged").is_err());
+///
+/// // Reboot with only the synced bytes, and open the log again.
+/// let store = wal.store_mut().reboot(Survivors::Durable);
+/// let mut wal = RamWal::open(store, config, vec![0; 64 * 1024])?;
+/// assert_eq!(&*wal.read(acknowledged)?, b"acknowledged");
+/// assert_eq!(wal.next_lsn(), Lsn(2), "the unacknowledged record is gone");
+/// # Ok::<(), segwal::Error<segwal_ram::RamError>>(())
+/// ```
 #[derive(Debug)]
 pub struct RamStore {
     segments: BTreeMap<u64, RamSegment>,
