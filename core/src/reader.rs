@@ -36,6 +36,22 @@ impl Deref for Payload<'_> {
     }
 }
 
+/// Where `locate_record` left a payload.
+enum Where {
+    /// In the reader's buffer.
+    Buffer(core::ops::Range<usize>),
+    /// Copied out: larger than the buffer.
+    #[cfg(feature = "alloc")]
+    Owned(alloc::vec::Vec<u8>),
+}
+
+/// A checked record, before its payload is borrowed.
+struct Located {
+    offset: u64,
+    next_offset: u64,
+    payload: Where,
+}
+
 /// A record read from a segment.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Record<'a> {
@@ -335,6 +351,33 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         offset: u64,
         hint: ReadHint,
     ) -> Result<Record<'_>, Error<D::Error>> {
+        let located = self.locate_record(device, offset, hint)?;
+        Ok(self.record_of(located))
+    }
+
+    /// The record `locate_record` found, borrowing the buffer.
+    fn record_of(&self, located: Located) -> Record<'_> {
+        let payload = match located.payload {
+            Where::Buffer(range) => Payload::Borrowed(&self.buffer.as_ref()[range]),
+            #[cfg(feature = "alloc")]
+            Where::Owned(owned) => Payload::Owned(owned),
+        };
+        Record {
+            offset: located.offset,
+            next_offset: located.next_offset,
+            payload,
+        }
+    }
+
+    /// Reads and checks the record at `offset`, and says where its payload
+    /// is, without borrowing the buffer: a caller can then try elsewhere
+    /// on failure (a flash hole) before it borrows.
+    fn locate_record<D: BlockDevice>(
+        &mut self,
+        device: &mut D,
+        offset: u64,
+        hint: ReadHint,
+    ) -> Result<Located, Error<D::Error>> {
         let (header, header_bytes) = self.header_at(device, offset, hint, false)?;
         // The padded extent ends on a record boundary at or before the
         // flushed offset, so reads planned with it stay read-unit aligned.
@@ -360,10 +403,10 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
                 {
                     let mut owned = alloc::vec![0u8; header.len_bytes as usize];
                     self.read_spilled(device, offset, header, &header_bytes, &mut owned)?;
-                    return Ok(Record {
+                    return Ok(Located {
                         offset,
                         next_offset,
-                        payload: Payload::Owned(owned),
+                        payload: Where::Owned(owned),
                     });
                 }
                 #[cfg(not(feature = "alloc"))]
@@ -375,9 +418,9 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         }
         let at =
             usize::try_from(offset - self.window.start).unwrap_or(usize::MAX) + RECORD_HEADER_LEN;
-        let payload = &self.buffer.as_ref()[at..at + header.len_bytes as usize];
+        let range = at..at + header.len_bytes as usize;
         let mut hasher = format::record_hasher(&self.header, offset, &header_bytes);
-        hasher.update(payload);
+        hasher.update(&self.buffer.as_ref()[range.clone()]);
         if format::stored_checksum(hasher.finalize()) != header.checksum {
             return Err(Error::NotARecord {
                 segment: self.header.sequence,
@@ -385,11 +428,66 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
                 reason: RecordDefect::BadChecksum,
             });
         }
-        Ok(Record {
+        Ok(Located {
             offset,
             next_offset,
-            payload: Payload::Borrowed(payload),
+            payload: Where::Buffer(range),
         })
+    }
+
+    /// Checks the record (or marker) at `offset` in full, checksum
+    /// included, and returns the next offset and its flags: the step of a
+    /// walk that must agree with the recovery scan (on flash, where torn
+    /// records stay in place).
+    ///
+    /// # Errors
+    ///
+    /// As for [`read_record`](Self::read_record).
+    pub fn check_record<D: BlockDevice>(
+        &mut self,
+        device: &mut D,
+        offset: u64,
+    ) -> Result<(u64, u32), Error<D::Error>> {
+        let (header, _) = self.header_at(device, offset, ReadHint::Sequential, true)?;
+        let next = offset + header.extent_bytes(&self.header);
+        if header.flags & format::FLAG_MARKER == 0 {
+            self.locate_record(device, offset, ReadHint::Sequential)?;
+        }
+        Ok((next, header.flags))
+    }
+
+    /// The first record after `hole_start` that says it resumes after a
+    /// hole starting there, if any. Bounded by the readable bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Device`] when a read fails.
+    pub fn find_resume<D: BlockDevice>(
+        &mut self,
+        device: &mut D,
+        hole_start: u64,
+    ) -> Result<Option<u64>, Error<D::Error>> {
+        let align = u64::from(self.header.record_align_bytes());
+        let mut position = hole_start + align;
+        while position + RECORD_HEADER_LEN as u64 <= self.flushed_offset {
+            let resumes = match self.header_at(device, position, ReadHint::Sequential, false) {
+                Ok((header, _)) => {
+                    header.flags & format::FLAG_RESUMES_AFTER_HOLE != 0
+                        && u64::from(header.synced_offset) == hole_start
+                }
+                Err(Error::Device(e)) => return Err(Error::Device(e)),
+                Err(_) => false,
+            };
+            if resumes {
+                match self.locate_record(device, position, ReadHint::Sequential) {
+                    Ok(_) => return Ok(Some(position)),
+                    Err(Error::Device(e)) => return Err(Error::Device(e)),
+                    Err(_) => {}
+                }
+            }
+            position += align;
+        }
+        Ok(None)
     }
 
     /// Reads the record at `offset` into `out` and returns its length and the

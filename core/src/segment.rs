@@ -721,6 +721,12 @@ impl SegmentAppender {
     pub fn is_poisoned(&self) -> bool {
         self.poisoned
     }
+
+    /// `true` while the next record will resume after a torn tail skipped
+    /// on flash.
+    pub fn is_resuming_after_hole(&self) -> bool {
+        self.hole_start.is_some()
+    }
 }
 
 /// Overwrites `[from, to)` of the segment at `segment_start` with zeros, in

@@ -313,6 +313,9 @@ pub struct Wal<S: SegmentStore, B, const MAX_SEGMENTS: usize> {
     read_only: bool,
     /// The store was told the next segment will be needed.
     prepare_hinted: bool,
+    /// The device keeps torn bytes in place (flash): reads follow the
+    /// checked walk, not record lengths.
+    holes_possible: bool,
     cursor: SegmentCursor<B>,
     /// Which segment the cursor points at, by sequence.
     cursor_sequence: Option<u64>,
@@ -457,6 +460,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             poisoned: false,
             read_only: config.read_only,
             prepare_hinted: false,
+            holes_possible: geometry.erase_before_write,
             cursor,
             cursor_sequence: None,
             #[cfg(feature = "alloc")]
@@ -788,6 +792,9 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             salt: self.store.fresh_salt(),
             prev_sequence: previous.sequence,
         };
+        // A full device poisons like any failed write: the caller learns of
+        // it once, and reopens when there is room (a flash ring that drops
+        // its oldest segment checks for room before it appends).
         let created = Self::create_segment(&mut self.store, &self.config, identity);
         let (appender, info) = self.poison_on(created)?;
         let _ = self.segments.push(info);
@@ -1038,26 +1045,70 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         #[cfg(feature = "alloc")]
         let mut offsets = alloc::vec::Vec::new();
         let (device, cursor) = self.device_and_cursor(index)?;
+        // On flash, torn records stay in place: every record is checked and
+        // an unfinished batch before a hole is dropped, as the scan does.
+        let checked = device.geometry().erase_before_write;
         let mut offset = u64::from(info.header.records_start());
         let mut found = None;
         let mut seen = 0u64;
+        // Where an unfinished batch began, and what was counted before it.
+        let mut batch: Option<(u64, u64)> = None;
         let max_steps = u64::from(info.header.segment_size_bytes) / 8 + 1;
         for _ in 0..max_steps {
-            if seen == target {
+            // Records of a batch still open may yet be dropped.
+            if seen >= target && batch.is_none() {
                 break;
             }
-            let (next, is_marker) = match cursor.skip_record(device, offset) {
+            let step = if checked {
+                cursor
+                    .check_record(device, offset)
+                    .map(|(next, flags)| (next, flags, offset))
+            } else {
+                cursor.skip_record(device, offset).map(|(next, marker)| {
+                    (
+                        next,
+                        if marker {
+                            crate::format::FLAG_MARKER
+                        } else {
+                            0
+                        },
+                        offset,
+                    )
+                })
+            };
+            let (next, flags, at) = match step {
                 Ok(step) => step,
+                Err(Error::NotARecord { .. }) if checked => {
+                    // An unfinished batch is dropped whole; the hole, if the
+                    // writer skipped it, starts where the batch began.
+                    let (hole, before) = batch.take().unwrap_or((offset, seen));
+                    seen = before;
+                    if ordinal >= before {
+                        found = None;
+                    }
+                    #[cfg(feature = "alloc")]
+                    offsets.truncate(usize::try_from(before).unwrap_or(usize::MAX));
+                    let Some(resume) = cursor.find_resume(device, hole)? else {
+                        break;
+                    };
+                    offset = resume;
+                    continue;
+                }
                 // Damage further on does not hide the records before it.
                 Err(e) if found.is_none() => return Err(e),
                 Err(_) => break,
             };
-            if !is_marker {
+            if flags & crate::format::FLAG_MARKER == 0 {
+                if flags & crate::format::FLAG_BATCH_CONTINUES == 0 {
+                    batch = None;
+                } else if batch.is_none() {
+                    batch = Some((at, seen));
+                }
                 if seen == ordinal {
-                    found = Some(offset);
+                    found = Some(at);
                 }
                 #[cfg(feature = "alloc")]
-                offsets.push(u32::try_from(offset).unwrap_or(u32::MAX));
+                offsets.push(u32::try_from(at).unwrap_or(u32::MAX));
                 seen += 1;
             }
             offset = next;
@@ -1177,7 +1228,10 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
                     lsn,
                     kind,
                 });
-            } else if is_active && !matches!(scan.tail, TailClass::Clean) {
+            } else if is_active
+                && !matches!(scan.tail, TailClass::Clean)
+                && !self.is_skipped_hole(scan.tail)
+            {
                 report.push(VerifyProblem {
                     segment: info.header.sequence,
                     offset: u64::from(scan.records_end),
@@ -1241,6 +1295,13 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         }
         let buffer = self.cursor.into_buffer();
         Self::open(self.store, self.config, buffer)
+    }
+
+    /// A torn tail the writer already stepped past on flash (its next record
+    /// will say so): not damage, as long as nothing was written in it.
+    fn is_skipped_hole(&self, tail: TailClass) -> bool {
+        matches!(tail, TailClass::Torn { dirty_end, .. } if u64::from(dirty_end) <= self.active.written_offset())
+            && self.active.is_resuming_after_hole()
     }
 
     /// The first LSN still in the log.
@@ -1366,6 +1427,12 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
     /// Segment index and offset of the record `self.next`.
     fn step(&mut self) -> Result<(usize, u64), Error<S::Error>> {
         let lsn = self.next.0;
+        if self.wal.holes_possible {
+            // On flash a torn record or an unfinished batch can sit between
+            // records: only the checked walk (indexed with `alloc`) knows
+            // where each LSN is.
+            return self.wal.position_of(lsn);
+        }
         match self.position {
             Some((index, offset)) => {
                 let segment_end = self.wal.segments.get(index + 1).map(|n| n.header.base_lsn);

@@ -1,0 +1,156 @@
+//! Test support: a `NorFlash` driver over `segwal_ram::RamDevice`, so the
+//! flash backend runs on the fault-injecting NOR device (AND-writes,
+//! write-once words in strict mode, torn words and erases at power cuts).
+
+#![allow(dead_code, clippy::cast_possible_truncation)]
+
+use embedded_storage::nor_flash::{
+    ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
+};
+use segwal::{BlockDevice, DeviceError, ErrorKind, Lsn, WalConfig};
+use segwal_flash::{FlashLog, FlashRing, RingConfig, RingMode};
+use segwal_ram::{FaultPlan, RamDevice, RamError};
+
+/// Bytes per flash word in these tests.
+pub const WORD_BYTES: usize = 4;
+/// Bytes per erase block.
+pub const BLOCK_BYTES: usize = 4096;
+
+/// A `NorFlash` over a [`RamDevice`] built with `RamDevice::nor_flash`.
+/// Clones of the device share its bytes, so a test keeps one to inspect.
+#[derive(Debug, Clone)]
+pub struct RamNorFlash<const WRITE: usize, const ERASE: usize> {
+    pub device: RamDevice,
+}
+
+/// The driver's error: the RAM device's, with its kind mapped.
+#[derive(Debug, Clone, Copy)]
+pub struct RamNorError(pub RamError);
+
+impl NorFlashError for RamNorError {
+    fn kind(&self) -> NorFlashErrorKind {
+        match self.0.kind() {
+            ErrorKind::OutOfBounds => NorFlashErrorKind::OutOfBounds,
+            ErrorKind::Misaligned => NorFlashErrorKind::NotAligned,
+            _ => NorFlashErrorKind::Other,
+        }
+    }
+}
+
+impl<const WRITE: usize, const ERASE: usize> ErrorType for RamNorFlash<WRITE, ERASE> {
+    type Error = RamNorError;
+}
+
+impl<const WRITE: usize, const ERASE: usize> ReadNorFlash for RamNorFlash<WRITE, ERASE> {
+    const READ_SIZE: usize = 1;
+
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+        self.device
+            .read(u64::from(offset), bytes)
+            .map_err(RamNorError)
+    }
+
+    fn capacity(&self) -> usize {
+        self.device.geometry().capacity_bytes as usize
+    }
+}
+
+impl<const WRITE: usize, const ERASE: usize> NorFlash for RamNorFlash<WRITE, ERASE> {
+    const WRITE_SIZE: usize = WRITE;
+    const ERASE_SIZE: usize = ERASE;
+
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+        self.device
+            .erase(u64::from(from), u64::from(to - from))
+            .map_err(RamNorError)
+    }
+
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
+        self.device
+            .write(u64::from(offset), &[bytes])
+            .map_err(RamNorError)
+    }
+}
+
+/// The flash of most tests: 4-byte words, 4 KiB erase blocks.
+pub type Flash = RamNorFlash<WORD_BYTES, BLOCK_BYTES>;
+
+/// A blank NOR device of `blocks` erase blocks, strict: programming a word
+/// twice or over unerased bytes panics.
+pub fn strict_device(blocks: usize, seed: u64) -> RamDevice {
+    let device = RamDevice::nor_flash(
+        (blocks * BLOCK_BYTES) as u64,
+        WORD_BYTES as u32,
+        BLOCK_BYTES as u32,
+    );
+    device.set_fault_plan(FaultPlan::new(seed).strict(true));
+    device
+}
+
+/// A ring of `slots` one-block slots over the whole of `device`.
+pub fn ring(device: &RamDevice, slots: u32, mode: RingMode) -> FlashRing<Flash> {
+    let config = RingConfig {
+        region_start: 0,
+        slot_count: slots,
+        slot_size_bytes: BLOCK_BYTES as u32,
+        mode,
+        salt_seed: 0x5EED_F1A5,
+    };
+    FlashRing::new(
+        Flash {
+            device: device.clone(),
+        },
+        config,
+    )
+    .expect("valid ring")
+}
+
+/// The log configuration of the tests: one-block segments, synced appends.
+pub fn wal_config() -> WalConfig {
+    WalConfig {
+        segment_size_bytes: BLOCK_BYTES as u32,
+        ..WalConfig::default()
+    }
+}
+
+/// The log type of the tests.
+pub type TestLog = FlashLog<Flash, Vec<u8>, 64>;
+
+/// Opens the log on a ring of `slots` slots over `device`.
+pub fn open_log(
+    device: &RamDevice,
+    slots: u32,
+    mode: RingMode,
+) -> Result<TestLog, segwal_flash::FlashLogError<Flash>> {
+    FlashLog::open(ring(device, slots, mode), wal_config(), vec![0u8; 8192])
+}
+
+/// The payload of record `lsn`: 0 to 40 bytes, different for each LSN.
+pub fn payload(lsn: u64) -> Vec<u8> {
+    let len = (lsn.wrapping_mul(7) % 41) as usize;
+    (0..len)
+        .map(|i| (lsn as u8).wrapping_mul(31).wrapping_add(i as u8))
+        .collect()
+}
+
+/// Checks that every record in the log reads back as `payload(lsn)`, by
+/// LSN and by iteration.
+pub fn check_log(log: &mut TestLog, context: &str) {
+    let wal = log.wal_mut();
+    let (first, next) = (wal.first_lsn().0, wal.next_lsn().0);
+    for lsn in first..next {
+        let data = wal
+            .read(Lsn(lsn))
+            .unwrap_or_else(|e| panic!("{context}: read {lsn}: {e:?}"));
+        assert_eq!(&*data, &payload(lsn)[..], "{context}: lsn {lsn}");
+    }
+    let mut iter = wal.iter();
+    let mut expected = first;
+    while let Some(item) = iter.next_record() {
+        let (lsn, data) = item.unwrap_or_else(|e| panic!("{context}: iter: {e:?}"));
+        assert_eq!(lsn, Lsn(expected), "{context}");
+        assert_eq!(&*data, &payload(expected)[..], "{context}: lsn {expected}");
+        expected += 1;
+    }
+    assert_eq!(expected, next, "{context}: iteration ends at next_lsn");
+}
