@@ -191,8 +191,16 @@ pub fn read_segment_header<D: BlockDevice>(
     device: &mut D,
     start: u64,
 ) -> Result<SegmentHeader, Error<D::Error>> {
+    // Reads cover whole read units: a 512-byte sector holds the header.
+    let read_size = device.geometry().read_size_bytes as usize;
+    let mut unit = [0u8; RECORD_ALIGN_MAX_BYTES as usize];
+    let read_len = SEGMENT_HEADER_LEN.next_multiple_of(read_size.max(1));
+    let Some(read_buf) = unit.get_mut(..read_len) else {
+        return Err(Error::Config(ConfigError::Geometry));
+    };
+    device.read(start, read_buf).map_err(Error::Device)?;
     let mut bytes = [0u8; SEGMENT_HEADER_LEN];
-    device.read(start, &mut bytes).map_err(Error::Device)?;
+    bytes.copy_from_slice(&unit[..SEGMENT_HEADER_LEN]);
     let header = SegmentHeader::decode(&bytes).map_err(|defect| Error::Corrupt {
         segment: u64::MAX,
         offset: 0,

@@ -448,7 +448,16 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             active_info.header,
             buffer,
         )?;
-        let next_lsn = active_info.header.base_lsn + active.record_count();
+        // Bytes from a device: a base LSN near the top of the range must
+        // not wrap.
+        let next_lsn = active_info
+            .header
+            .base_lsn
+            .checked_add(active.record_count())
+            .ok_or(chain_error(
+                active_info.header.sequence,
+                ChainDefect::LsnNotIncreasing,
+            ))?;
         let mut wal = Wal {
             store,
             config,
@@ -483,14 +492,17 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         if self.config.recovery_mode == RecoveryMode::Strict || self.read_only {
             return Err(problem_error(&problem));
         }
-        let records_discarded = self.next_lsn - problem.lsn;
+        let Some(cut) = problem.lsn.checked_sub(1) else {
+            return Err(problem_error(&problem));
+        };
+        let records_discarded = self.next_lsn.saturating_sub(problem.lsn);
         let index = self.segment_index_of(problem.lsn).unwrap_or(0);
         let mut bytes_discarded =
             u64::from(self.segments[index].header.segment_size_bytes) - problem.offset;
         for info in &self.segments[index + 1..] {
             bytes_discarded += u64::from(info.header.segment_size_bytes);
         }
-        self.truncate_after(Lsn(problem.lsn - 1))?;
+        self.truncate_after(Lsn(cut))?;
         self.tail = WalTailState::TruncatedAt {
             segment: problem.segment,
             offset: problem.offset,
@@ -742,9 +754,18 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             return Ok(Lsn(self.next_lsn)..Lsn(self.next_lsn));
         }
         let needed_bytes = self.active.batch_extent_bytes(payloads)?;
+        let count = payloads.len() as u64;
+        if self.next_lsn.checked_add(count).is_none() {
+            return Err(self.out_of_range(u64::MAX));
+        }
         if needed_bytes > self.active.remaining_bytes() {
-            let fresh = u64::from(self.config.segment_size_bytes)
-                - u64::from(self.active.header().records_start());
+            // What a new segment (no user area) holds; saturating, since the
+            // configured size may be smaller than the segment on disk.
+            let align = u64::from(self.active.header().record_align_bytes());
+            let first_record =
+                crate::format::align_up(crate::format::SEGMENT_HEADER_LEN as u64, align)
+                    .unwrap_or(u64::MAX);
+            let fresh = u64::from(self.config.segment_size_bytes).saturating_sub(first_record);
             if needed_bytes > fresh {
                 return Err(Error::RecordTooLarge {
                     len_bytes: needed_bytes,
@@ -758,7 +779,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         let result = self.active.append_batch(device, payloads);
         let offsets = self.poison_on(result)?;
         let first = self.next_lsn;
-        self.next_lsn += payloads.len() as u64;
+        self.next_lsn += count;
         if !self.prepare_hinted
             && self.active.remaining_bytes() < u64::from(self.config.segment_size_bytes) / 4
         {
