@@ -18,6 +18,10 @@ use crate::error::{Error, Result};
 /// time and memory stay fixed.
 pub const MAX_SEGMENTS: usize = 1024;
 
+/// Most times a group-commit leader yields to let writers join its sync
+/// (it stops as soon as a yield brings no new record).
+const GATHER_YIELDS_MAX: usize = 8;
+
 /// The read buffer of a log: one sequential read-ahead window.
 const BUFFER_BYTES: usize = 64 * 1024;
 const _: () = assert!(BUFFER_BYTES as u64 == SEQUENTIAL_WINDOW_BYTES);
@@ -478,11 +482,18 @@ impl SharedWal {
             if woken {
                 // The threads the last sync released are about to append:
                 // let them, so this sync covers their records too, instead
-                // of alternating between two halves of the writers.
+                // of alternating between two halves of the writers. Yield
+                // while records keep arriving, a bounded number of times.
                 woken = false;
-                drop(state);
-                std::thread::yield_now();
-                state = self.lock();
+                for _ in 0..GATHER_YIELDS_MAX {
+                    let before = state.wal.next_lsn();
+                    drop(state);
+                    std::thread::yield_now();
+                    state = self.lock();
+                    if state.wal.next_lsn() == before || state.syncing {
+                        break;
+                    }
+                }
                 continue;
             }
             let ticket = state.wal.begin_sync()?;

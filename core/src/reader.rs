@@ -242,9 +242,27 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
                 len_bytes: out.len() as u64,
             });
         }
-        device
-            .read(self.segment_start + SEGMENT_HEADER_LEN as u64, out)
-            .map_err(Error::Device)?;
+        // Through the buffer, in whole read units: the area starts at byte
+        // 64, inside the first unit of a sector device.
+        let read_size = u64::from(self.read_size_bytes);
+        let area_end = SEGMENT_HEADER_LEN as u64 + len as u64;
+        let read_end = area_end.next_multiple_of(read_size);
+        let chunk = self.usable_buffer_len();
+        self.window = Window::default();
+        let mut position = 0u64;
+        while position < read_end {
+            let this = chunk.min(read_end - position);
+            self.fill(device, position, this, 0)?;
+            let lo = position.max(SEGMENT_HEADER_LEN as u64);
+            let hi = (position + this).min(area_end);
+            if lo < hi {
+                let from = usize::try_from(lo - position).unwrap_or(0);
+                let to = usize::try_from(hi - position).unwrap_or(0);
+                let out_at = usize::try_from(lo).unwrap_or(0) - SEGMENT_HEADER_LEN;
+                out[out_at..out_at + (to - from)].copy_from_slice(&self.buffer.as_ref()[from..to]);
+            }
+            position += this;
+        }
         if self.header.checksum_kind.checksum(out) != self.header.user_area_checksum {
             return Err(Error::Corrupt {
                 segment: self.header.sequence,
