@@ -79,16 +79,20 @@ pub fn plan_header(
     window: Window,
     flushed_offset: u64,
     buffer_len_bytes: u64,
+    read_unit_bytes: u64,
 ) -> Option<Fill> {
     assert!(offset + RECORD_HEADER_LEN as u64 <= flushed_offset);
     assert!(buffer_len_bytes >= RANDOM_READ_BYTES);
     if window.contains(offset, RECORD_HEADER_LEN as u64) {
         return None;
     }
+    // Whole read units: a 512-byte-sector device reads header + 2 KiB as
+    // five sectors. The buffer and the flushed offset are unit multiples.
     let wanted = match hint {
         ReadHint::Random => RANDOM_READ_BYTES,
         ReadHint::Sequential => SEQUENTIAL_WINDOW_BYTES,
-    };
+    }
+    .next_multiple_of(read_unit_bytes.max(1));
     Some(Fill {
         start: offset,
         len_bytes: wanted.min(buffer_len_bytes).min(flushed_offset - offset),
@@ -195,7 +199,7 @@ mod tests {
 
     #[test]
     fn random_header_read_takes_header_plus_2k_capped_by_flushed() {
-        let fill = plan_header(ReadHint::Random, 1000, EMPTY, 1_000_000, 65536).unwrap();
+        let fill = plan_header(ReadHint::Random, 1000, EMPTY, 1_000_000, 65536, 1).unwrap();
         assert_eq!(
             fill,
             Fill {
@@ -204,18 +208,26 @@ mod tests {
                 buffer_offset: 0
             }
         );
-        let fill = plan_header(ReadHint::Random, 1000, EMPTY, 1100, 65536).unwrap();
+        let fill = plan_header(ReadHint::Random, 1000, EMPTY, 1100, 65536, 1).unwrap();
         assert_eq!(fill.len_bytes, 100, "never past the flushed offset");
     }
 
     #[test]
     fn sequential_header_read_takes_a_window_capped_by_buffer_and_flushed() {
-        let fill = plan_header(ReadHint::Sequential, 64, EMPTY, 10_000_000, 65536).unwrap();
+        let fill = plan_header(ReadHint::Sequential, 64, EMPTY, 10_000_000, 65536, 1).unwrap();
         assert_eq!(fill.len_bytes, 65536);
-        let fill = plan_header(ReadHint::Sequential, 64, EMPTY, 10_000_000, 4096).unwrap();
+        let fill = plan_header(ReadHint::Sequential, 64, EMPTY, 10_000_000, 4096, 1).unwrap();
         assert_eq!(fill.len_bytes, 4096);
-        let fill = plan_header(ReadHint::Sequential, 64, EMPTY, 1064, 65536).unwrap();
+        let fill = plan_header(ReadHint::Sequential, 64, EMPTY, 1064, 65536, 1).unwrap();
         assert_eq!(fill.len_bytes, 1000);
+    }
+
+    #[test]
+    fn header_reads_are_whole_read_units() {
+        let fill = plan_header(ReadHint::Random, 512, EMPTY, 1 << 20, 65536, 512).unwrap();
+        assert_eq!(fill.len_bytes, 2560, "header + 2 KiB rounded up to sectors");
+        let fill = plan_header(ReadHint::Random, 512, EMPTY, 1536, 65536, 512).unwrap();
+        assert_eq!(fill.len_bytes, 1024, "never past the flushed offset");
     }
 
     #[test]
@@ -225,23 +237,23 @@ mod tests {
             len_bytes: 4096,
         };
         assert_eq!(
-            plan_header(ReadHint::Sequential, 64, window, 1 << 20, 65536),
+            plan_header(ReadHint::Sequential, 64, window, 1 << 20, 65536, 1),
             None
         );
         assert_eq!(
-            plan_header(ReadHint::Random, 4144, window, 1 << 20, 65536),
+            plan_header(ReadHint::Random, 4144, window, 1 << 20, 65536, 1),
             None
         );
         // Header straddles the window end: read.
-        assert!(plan_header(ReadHint::Random, 4150, window, 1 << 20, 65536).is_some());
+        assert!(plan_header(ReadHint::Random, 4150, window, 1 << 20, 65536, 1).is_some());
         // Before the window: read.
-        assert!(plan_header(ReadHint::Random, 0, window, 1 << 20, 65536).is_some());
+        assert!(plan_header(ReadHint::Random, 0, window, 1 << 20, 65536, 1).is_some());
     }
 
     #[test]
     fn small_record_after_a_random_header_read_is_complete() {
         for payload in [0u64, 1, 100, 2048] {
-            let fill = plan_header(ReadHint::Random, 64, EMPTY, 1 << 20, 65536).unwrap();
+            let fill = plan_header(ReadHint::Random, 64, EMPTY, 1 << 20, 65536, 1).unwrap();
             let window = Window {
                 start: fill.start,
                 len_bytes: fill.len_bytes,
@@ -353,7 +365,7 @@ mod tests {
         for buffer in [RANDOM_READ_BYTES, 2100, 4096] {
             for offset in (0..flushed - HEADER).step_by(40) {
                 for hint in [ReadHint::Random, ReadHint::Sequential] {
-                    let fill = plan_header(hint, offset, EMPTY, flushed, buffer).unwrap();
+                    let fill = plan_header(hint, offset, EMPTY, flushed, buffer, 1).unwrap();
                     assert!(fill.start + fill.len_bytes <= flushed);
                     assert!(fill.buffer_offset + fill.len_bytes <= buffer);
                     let window = Window {

@@ -321,9 +321,14 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     ) -> Result<(RecordHeader, [u8; RECORD_HEADER_LEN]), Error<D::Error>> {
         self.check_offset(offset)?;
         let buffer_len = self.usable_buffer_len();
-        if let Some(fill) =
-            read_plan::plan_header(hint, offset, self.window, self.flushed_offset, buffer_len)
-        {
+        if let Some(fill) = read_plan::plan_header(
+            hint,
+            offset,
+            self.window,
+            self.flushed_offset,
+            buffer_len,
+            u64::from(self.read_size_bytes),
+        ) {
             // Invalidate first: a failed read leaves the buffer undefined.
             self.window = Window::default();
             self.fill(device, fill.start, fill.len_bytes, fill.buffer_offset)?;

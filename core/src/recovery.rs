@@ -199,6 +199,7 @@ impl<D: BlockDevice> Validator<'_, D> {
             self.window,
             limit,
             buffer_len,
+            u64::from(self.device.geometry().read_size_bytes),
         ) {
             self.fill(fill.start, fill.len_bytes, 0)?;
             self.window = Window {
