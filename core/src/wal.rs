@@ -1320,9 +1320,14 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
 
     /// A torn tail the writer already stepped past on flash (its next record
     /// will say so): not damage, as long as nothing was written in it.
+    ///
+    /// A read-only log repairs nothing, so a torn tail of its newest
+    /// segment (never acknowledged) is expected there too.
     fn is_skipped_hole(&self, tail: TailClass) -> bool {
-        matches!(tail, TailClass::Torn { dirty_end, .. } if u64::from(dirty_end) <= self.active.written_offset())
-            && self.active.is_resuming_after_hole()
+        let torn = matches!(tail, TailClass::Torn { .. });
+        let skipped = matches!(tail, TailClass::Torn { dirty_end, .. } if u64::from(dirty_end) <= self.active.written_offset())
+            && self.active.is_resuming_after_hole();
+        skipped || (torn && self.read_only)
     }
 
     /// The first LSN still in the log.
