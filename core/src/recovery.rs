@@ -786,7 +786,11 @@ pub fn find_clean_close<D: BlockDevice>(
     let Some(extent) = marker_extent_bytes(align, geometry.erase_before_write) else {
         return Ok(None);
     };
-    if scratch.len() < SCAN_SCRATCH_MIN_BYTES || geometry.read_size_bytes > align {
+    // The same rule as `scan`: the buffer, trimmed to whole read units, must
+    // hold the minimum, so a log that opens from its marker can also scan.
+    let read_size = geometry.read_size_bytes as usize;
+    let usable = scratch.len() - scratch.len() % read_size.max(1);
+    if usable < SCAN_SCRATCH_MIN_BYTES || geometry.read_size_bytes > align {
         return Err(Error::Config(crate::error::ConfigError::Buffer));
     }
     let records_start = header.records_start();

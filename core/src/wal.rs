@@ -335,6 +335,17 @@ pub type WalItem<'a, E> = Result<(Lsn, Payload<'a>), Error<E>>;
 /// The first LSN of a new log.
 pub const FIRST_LSN: u64 = 1;
 
+/// Every segment must be scannable with the log's buffer (by `verify`, by
+/// a later open), whatever its device's read unit: the buffer, trimmed to
+/// whole read units, must hold [`SCAN_SCRATCH_MIN_BYTES`].
+fn check_scratch<E: DeviceError>(len: usize, geometry: &crate::Geometry) -> Result<(), Error<E>> {
+    let read_size = geometry.read_size_bytes as usize;
+    if len - len % read_size.max(1) < SCAN_SCRATCH_MIN_BYTES {
+        return Err(Error::Config(ConfigError::Buffer));
+    }
+    Ok(())
+}
+
 fn chain_error<E: DeviceError>(segment: u64, reason: ChainDefect) -> Error<E> {
     Error::Chain { segment, reason }
 }
@@ -442,6 +453,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             .map_err(Error::Device)?
             .0
             .geometry();
+        check_scratch(buffer.as_mut().len(), &geometry)?;
         let cursor = SegmentCursor::with_header(
             &geometry,
             active.segment_start(),
@@ -540,7 +552,9 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
                 Err(_) if read_only => continue,
                 Err(e) => return Err(Error::Device(e)),
             };
-            let capacity = device.geometry().capacity_bytes;
+            let geometry = device.geometry();
+            check_scratch(scratch.len(), &geometry)?;
+            let capacity = geometry.capacity_bytes;
             if capacity.saturating_sub(start) < crate::format::SEGMENT_HEADER_LEN as u64 {
                 // Shorter than a header: a creation cut short.
                 let _ = unfinished.push(id);
