@@ -826,7 +826,7 @@ fn valid_header() -> impl Strategy<Value = SegmentHeader> {
     let kind = prop_oneof![Just(ChecksumKind::Crc32c), Just(ChecksumKind::Crc32)];
     (
         kind,
-        3u8..=16,
+        3u8..=9, // RECORD_ALIGN_MAX_BYTES: 512
         0u32..=70_000,
         (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()),
         any::<u64>(),
