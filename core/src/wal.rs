@@ -346,6 +346,15 @@ fn check_scratch<E: DeviceError>(len: usize, geometry: &crate::Geometry) -> Resu
     Ok(())
 }
 
+/// The sequence number after `header`'s: a header from a device may carry
+/// the last one there is.
+fn next_sequence<E: DeviceError>(header: &SegmentHeader) -> Result<u64, Error<E>> {
+    header
+        .sequence
+        .checked_add(1)
+        .ok_or(Error::TooManySegments { max: u64::MAX })
+}
+
 fn chain_error<E: DeviceError>(segment: u64, reason: ChainDefect) -> Error<E> {
     Error::Chain { segment, reason }
 }
@@ -798,8 +807,9 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             && self.active.remaining_bytes() < u64::from(self.config.segment_size_bytes) / 4
         {
             self.prepare_hinted = true;
-            let next = self.active.header().sequence + 1;
-            self.store.prepare(next, self.config.segment_size_bytes);
+            if let Some(next) = self.active.header().sequence.checked_add(1) {
+                self.store.prepare(next, self.config.segment_size_bytes);
+            }
         }
         #[cfg(feature = "alloc")]
         self.index
@@ -822,7 +832,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         self.sync()?;
         let previous = *self.active.header();
         let identity = SegmentIdentity {
-            sequence: previous.sequence + 1,
+            sequence: next_sequence(&previous)?,
             base_lsn: self.next_lsn,
             salt: self.store.fresh_salt(),
             prev_sequence: previous.sequence,
@@ -957,7 +967,8 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             return Err(Error::Poisoned);
         }
         let first = self.first_lsn().0;
-        if lsn.0 + 1 < first || lsn.0 >= self.next_lsn {
+        // The upper bound first: it makes `lsn + 1` safe.
+        if lsn.0 >= self.next_lsn || lsn.0 + 1 < first {
             return Err(self.out_of_range(lsn.0));
         }
         if lsn.0 + 1 == self.next_lsn {
@@ -971,7 +982,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         // What stays must be durable before the cut claims it.
         self.sync()?;
         let keep = self.segment_index_of(lsn.0);
-        let sequence = self.active.header().sequence + 1;
+        let sequence = next_sequence(self.active.header())?;
         let prev_sequence = keep.map_or(sequence, |k| self.segments[k].header.sequence);
         let identity = SegmentIdentity {
             sequence,
@@ -1247,7 +1258,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             report.records += scan.record_count.min(expected);
             report.bytes += u64::from(scan.records_end);
             let is_active = index + 1 == self.segments.len();
-            let lsn = info.header.base_lsn + scan.record_count;
+            let lsn = info.header.base_lsn.saturating_add(scan.record_count);
             if scan.record_count < expected {
                 let problem_offset = u64::from(scan.records_end);
                 let kind = match scan.tail {
