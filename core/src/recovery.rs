@@ -156,7 +156,17 @@ pub struct ScanReport {
     pub trailing_marker: Option<u32>,
 }
 
-/// Smallest scratch buffer the scan accepts.
+/// `true` when a buffer of `len` bytes, trimmed to whole read units of
+/// `read_size_bytes`, can hold what a scan reads at once: one random read
+/// (header + 2 KiB) in whole units. Used wherever a buffer meets a device.
+pub fn scratch_fits(len: usize, read_size_bytes: u32) -> bool {
+    let unit = (read_size_bytes as usize).max(1);
+    let needed = (read_plan::RANDOM_READ_BYTES as usize).next_multiple_of(unit);
+    len - len % unit >= needed
+}
+
+/// A scratch buffer of this size fits every device with read units up to
+/// 2 KiB; larger units need [`scratch_fits`] to hold.
 // The cast is exact: the constant is 4128.
 #[allow(clippy::cast_possible_truncation)]
 pub const SCAN_SCRATCH_MIN_BYTES: usize = 2 * read_plan::RANDOM_READ_BYTES as usize;
@@ -447,11 +457,11 @@ pub fn scan<D: BlockDevice>(
     scratch: &mut [u8],
 ) -> Result<ScanReport, Error<D::Error>> {
     let geometry = device.geometry();
-    let read_size = geometry.read_size_bytes as usize;
-    let usable = scratch.len() - scratch.len() % read_size;
-    if usable < SCAN_SCRATCH_MIN_BYTES {
+    if !scratch_fits(scratch.len(), geometry.read_size_bytes) {
         return Err(Error::Config(crate::error::ConfigError::Buffer));
     }
+    let read_size = geometry.read_size_bytes as usize;
+    let usable = scratch.len() - scratch.len() % read_size;
     let mut validator = Validator {
         device,
         segment_start,
@@ -788,9 +798,7 @@ pub fn find_clean_close<D: BlockDevice>(
     };
     // The same rule as `scan`: the buffer, trimmed to whole read units, must
     // hold the minimum, so a log that opens from its marker can also scan.
-    let read_size = geometry.read_size_bytes as usize;
-    let usable = scratch.len() - scratch.len() % read_size.max(1);
-    if usable < SCAN_SCRATCH_MIN_BYTES || geometry.read_size_bytes > align {
+    if !scratch_fits(scratch.len(), geometry.read_size_bytes) || geometry.read_size_bytes > align {
         return Err(Error::Config(crate::error::ConfigError::Buffer));
     }
     let records_start = header.records_start();

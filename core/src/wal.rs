@@ -337,13 +337,13 @@ pub const FIRST_LSN: u64 = 1;
 
 /// Every segment must be scannable with the log's buffer (by `verify`, by
 /// a later open), whatever its device's read unit: the buffer, trimmed to
-/// whole read units, must hold [`SCAN_SCRATCH_MIN_BYTES`].
+/// whole read units, must hold one random read ([`recovery::scratch_fits`]).
 fn check_scratch<E: DeviceError>(len: usize, geometry: &crate::Geometry) -> Result<(), Error<E>> {
-    let read_size = geometry.read_size_bytes as usize;
-    if len - len % read_size.max(1) < SCAN_SCRATCH_MIN_BYTES {
-        return Err(Error::Config(ConfigError::Buffer));
+    if recovery::scratch_fits(len, geometry.read_size_bytes) {
+        Ok(())
+    } else {
+        Err(Error::Config(ConfigError::Buffer))
     }
-    Ok(())
 }
 
 /// The sequence number after `header`'s: a header from a device may carry
