@@ -160,8 +160,9 @@ pub struct ScanReport {
 /// `read_size_bytes`, can hold what a scan reads at once: one random read
 /// (header + 2 KiB) in whole units. Used wherever a buffer meets a device.
 pub fn scratch_fits(len: usize, read_size_bytes: u32) -> bool {
-    let unit = (read_size_bytes as usize).max(1);
-    let needed = (read_plan::RANDOM_READ_BYTES as usize).next_multiple_of(unit);
+    let unit = u64::from(read_size_bytes.max(1));
+    let needed = read_plan::RANDOM_READ_BYTES.next_multiple_of(unit);
+    let len = len as u64;
     len - len % unit >= needed
 }
 
