@@ -156,10 +156,14 @@ pub struct ScanReport {
     pub trailing_marker: Option<u32>,
 }
 
-/// `true` when a buffer of `len` bytes, trimmed to whole read units of
-/// `read_size_bytes`, can hold what a scan reads at once: one random read
-/// (header + 2 KiB) in whole units. Used wherever a buffer meets a device.
+/// `true` when a buffer of `len` bytes is at least [`SCAN_SCRATCH_MIN_BYTES`]
+/// and, trimmed to whole read units of `read_size_bytes`, still holds what
+/// a scan reads at once: one random read (header + 2 KiB) in whole units.
+/// Used wherever a buffer meets a device.
 pub fn scratch_fits(len: usize, read_size_bytes: u32) -> bool {
+    if len < SCAN_SCRATCH_MIN_BYTES {
+        return false;
+    }
     let unit = u64::from(read_size_bytes.max(1));
     let needed = read_plan::RANDOM_READ_BYTES.next_multiple_of(unit);
     let len = len as u64;
