@@ -206,7 +206,8 @@ fn scan_both(device: &mut RamDevice, start: u64, header: &SegmentHeader) -> Scan
     let smallest = SCAN_SCRATCH_MIN_BYTES.div_ceil(read_size) * read_size;
     let mut small = vec![0u8; smallest];
     let mut large = vec![0u8; SEQUENTIAL_WINDOW_BYTES as usize];
-    let too_small = recovery::scan(device, start, header, &mut small[..smallest - 1]);
+    // The floor is the documented minimum itself, whatever the read unit.
+    let too_small = recovery::scan(device, start, header, &mut small[..SCAN_SCRATCH_MIN_BYTES - 1]);
     assert!(
         matches!(too_small, Err(Error::Config(_))),
         "a scratch under the minimum: {too_small:?}"
