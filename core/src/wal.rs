@@ -665,7 +665,9 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
                 else {
                     break; // checkpointed away
                 };
-                if segments[prev].header.base_lsn >= current.base_lsn {
+                // Equal is an empty sealed segment (rotated away from before a
+                // record fit, after a torn tail filled it on flash).
+                if segments[prev].header.base_lsn > current.base_lsn {
                     return Err(chain_error(current.sequence, ChainDefect::LsnNotIncreasing));
                 }
                 index = prev;

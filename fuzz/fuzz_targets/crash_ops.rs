@@ -33,8 +33,7 @@ use std::collections::BTreeMap;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use segwal::{
-    Durability, Error, Lsn, OpenVerification, RecoveryMode, Wal, WalConfig,
-    SEQUENTIAL_WINDOW_BYTES,
+    Durability, Error, Lsn, OpenVerification, RecoveryMode, SEQUENTIAL_WINDOW_BYTES, Wal, WalConfig,
 };
 use segwal_ram::{CrashModel, FaultPlan, RamStore, TornFill};
 
@@ -135,14 +134,29 @@ impl ModelChoice {
 
 #[derive(Arbitrary, Debug, Clone)]
 enum Op {
-    Append { len: u16, byte: u8 },
-    AppendBatch { lens: Vec<u16>, byte: u8 },
+    Append {
+        len: u16,
+        byte: u8,
+    },
+    AppendBatch {
+        lens: Vec<u16>,
+        byte: u8,
+    },
     Sync,
-    Checkpoint { lsn_hint: u16 },
-    TruncateAfter { lsn_hint: u16 },
-    Read { lsn_hint: u16 },
+    Checkpoint {
+        lsn_hint: u16,
+    },
+    TruncateAfter {
+        lsn_hint: u16,
+    },
+    Read {
+        lsn_hint: u16,
+    },
     CloseReopen,
-    Crash { model: ModelChoice, plan: Option<PlanChoice> },
+    Crash {
+        model: ModelChoice,
+        plan: Option<PlanChoice>,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -289,12 +303,19 @@ impl Harness<'_> {
                 match result {
                     Err(Error::LsnOutOfRange { .. }) => {}
                     Ok(_) => {
-                        assert!(first <= lsn + 1, "checkpoint({lsn}) removed LSN {}", first - 1);
+                        assert!(
+                            first <= lsn + 1,
+                            "checkpoint({lsn}) removed LSN {}",
+                            first - 1
+                        );
                         self.model.checkpoint_floor = self.model.checkpoint_floor.max(lsn);
                     }
                     Err(_) => self.model.checkpoint_floor = self.model.checkpoint_floor.max(lsn),
                 }
-                assert!(first >= self.model.first_lsn_min, "first LSN moved back to {first}");
+                assert!(
+                    first >= self.model.first_lsn_min,
+                    "first LSN moved back to {first}"
+                );
                 // Releases are durable: what went stays gone.
                 self.model.first_lsn_min = first;
                 self.model.records = self.model.records.split_off(&first);
@@ -335,18 +356,34 @@ impl Harness<'_> {
         match wal.append_batch(&slices) {
             Ok(range) => {
                 let count = payloads.len() as u64;
-                assert_eq!((range.start.0, range.end.0), (next, next + count), "LSNs of an append");
+                assert_eq!(
+                    (range.start.0, range.end.0),
+                    (next, next + count),
+                    "LSNs of an append"
+                );
                 for (lsn, payload) in (next..).zip(payloads) {
                     let read = wal.read(Lsn(lsn)).map(|p| p.to_vec());
                     let read = read.unwrap_or_else(|e| panic!("LSN {lsn} just appended: {e}"));
                     assert_eq!(read, payload, "LSN {lsn} just appended reads other bytes");
-                    self.model.records.insert(lsn, Entry { payload, acked: false });
+                    self.model.records.insert(
+                        lsn,
+                        Entry {
+                            payload,
+                            acked: false,
+                        },
+                    );
                 }
             }
             // Maybe written, in whole or in part: never acknowledged.
             Err(Error::Device(_)) => {
                 for (lsn, payload) in (next..).zip(payloads) {
-                    self.model.records.insert(lsn, Entry { payload, acked: false });
+                    self.model.records.insert(
+                        lsn,
+                        Entry {
+                            payload,
+                            acked: false,
+                        },
+                    );
                 }
             }
             Err(_) => assert_eq!(wal.next_lsn().0, next, "a refused append moved the log"),
@@ -389,17 +426,28 @@ impl Harness<'_> {
                 }
                 Err(e) => panic!("LSN {lsn} of the recovered log does not read: {e}"),
             }
-            assert!(payloads.len() <= model.records.len() + 1, "iteration does not end");
+            assert!(
+                payloads.len() <= model.records.len() + 1,
+                "iteration does not end"
+            );
         }
-        assert_eq!(first + payloads.len() as u64, next, "iteration ended before next_lsn");
+        assert_eq!(
+            first + payloads.len() as u64,
+            next,
+            "iteration ended before next_lsn"
+        );
         for (lsn, payload) in (first..).zip(&payloads) {
             let read = wal.read(Lsn(lsn)).map(|p| p.to_vec());
-            assert_eq!(read.ok().as_ref(), Some(payload), "read and iteration disagree at {lsn}");
+            assert_eq!(
+                read.ok().as_ref(),
+                Some(payload),
+                "read and iteration disagree at {lsn}"
+            );
             self.expect_record(lsn, payload);
         }
         for (&lsn, entry) in &model.records {
-            let may_be_gone = lsn <= model.checkpoint_floor
-                || model.truncation_unsure.is_some_and(|t| lsn > t);
+            let may_be_gone =
+                lsn <= model.checkpoint_floor || model.truncation_unsure.is_some_and(|t| lsn > t);
             if entry.acked && !may_be_gone {
                 assert!(
                     first <= lsn && lsn < next,
@@ -409,7 +457,15 @@ impl Harness<'_> {
         }
         self.model.records = (first..)
             .zip(payloads)
-            .map(|(lsn, payload)| (lsn, Entry { payload, acked: false }))
+            .map(|(lsn, payload)| {
+                (
+                    lsn,
+                    Entry {
+                        payload,
+                        acked: false,
+                    },
+                )
+            })
             .collect();
         self.model.ack_below(wal.durable_lsn().0);
         self.model.first_lsn_min = first;

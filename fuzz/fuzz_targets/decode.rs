@@ -19,6 +19,7 @@
 //!   in strict mode it refuses exactly the segments the scan calls corrupt;
 //! - reads at fuzz-chosen offsets and flushed offsets return `Ok` or `Err`,
 //!   and an `Ok` record lies inside what the reader may read.
+//!
 //! And for a segment the writer built and nothing damaged (a torn tail is
 //! not damage): the scan counts exactly the records appended, each reads
 //! back with its bytes at its offset, and the clean-close search finds the
@@ -30,7 +31,7 @@ use libfuzzer_sys::fuzz_target;
 use segwal::recovery::{self, TailClass};
 use segwal::{
     BlockDevice, Error, RANDOM_READ_BYTES, ReadHint, RecordDefect, RecoveryMode,
-    SCAN_SCRATCH_MIN_BYTES, ScanReport, SegmentCursor, SegmentHeader, SEQUENTIAL_WINDOW_BYTES,
+    SCAN_SCRATCH_MIN_BYTES, SEQUENTIAL_WINDOW_BYTES, ScanReport, SegmentCursor, SegmentHeader,
     read_segment_header,
 };
 use segwal_fuzz::{
@@ -171,10 +172,16 @@ fn check_report(header: &SegmentHeader, report: &ScanReport) {
         "a last record iff records: {report:?}"
     );
     if let Some(last) = report.last_record_offset {
-        assert!(records_start <= last && last < report.records_end, "{report:?}");
+        assert!(
+            records_start <= last && last < report.records_end,
+            "{report:?}"
+        );
     }
     if let Some(marker) = report.trailing_marker {
-        assert!(records_start <= marker && marker < report.records_end, "{report:?}");
+        assert!(
+            records_start <= marker && marker < report.records_end,
+            "{report:?}"
+        );
     }
     let records_max = u64::from(size - records_start) / 16;
     assert!(report.record_count <= records_max, "{report:?}");
@@ -207,7 +214,12 @@ fn scan_both(device: &mut RamDevice, start: u64, header: &SegmentHeader) -> Scan
     let mut small = vec![0u8; smallest];
     let mut large = vec![0u8; SEQUENTIAL_WINDOW_BYTES as usize];
     // The floor is the documented minimum itself, whatever the read unit.
-    let too_small = recovery::scan(device, start, header, &mut small[..SCAN_SCRATCH_MIN_BYTES - 1]);
+    let too_small = recovery::scan(
+        device,
+        start,
+        header,
+        &mut small[..SCAN_SCRATCH_MIN_BYTES - 1],
+    );
     assert!(
         matches!(too_small, Err(Error::Config(_))),
         "a scratch under the minimum: {too_small:?}"
@@ -262,11 +274,18 @@ fn read_all(
         assert_eq!(random.next_offset, next);
         let copied = cursor.read_record_into(device, offset, ReadHint::Random, &mut into);
         let (len, after) = no_bad_request(copied, "read_record_into").expect("read into a buffer");
-        assert_eq!((&into[..len], after), (&payload[..], next), "read_record_into at {offset}");
+        assert_eq!(
+            (&into[..len], after),
+            (&payload[..], next),
+            "read_record_into at {offset}"
+        );
         records.push((offset, payload));
         offset = next;
     }
-    assert_eq!(offset, end, "walking the records stopped short of the records end");
+    assert_eq!(
+        offset, end,
+        "walking the records stopped short of the records end"
+    );
     assert_eq!(records.len() as u64, report.record_count, "{report:?}");
     records
 }
@@ -284,7 +303,10 @@ fn probe(device: &mut RamDevice, cursor: &mut SegmentCursor<Vec<u8>>, probe: &Pr
     };
     if probe.skip {
         if let Ok((next, _)) = no_bad_request(cursor.skip_record(device, offset), "skip_record") {
-            assert!(offset < next && next <= flushed, "skip {offset} -> {next} past {flushed}");
+            assert!(
+                offset < next && next <= flushed,
+                "skip {offset} -> {next} past {flushed}"
+            );
         }
     } else if probe.into_len == 0 {
         if let Ok(record) = no_bad_request(cursor.read_record(device, offset, hint), "read") {
@@ -308,7 +330,11 @@ fn check_model(
     read: &[(u64, Vec<u8>)],
     written: &Written,
 ) {
-    assert_eq!(Some(*header), written.header, "the header read is not the one written");
+    assert_eq!(
+        Some(*header),
+        written.header,
+        "the header read is not the one written"
+    );
     assert_eq!(
         report.record_count,
         written.records.len() as u64,
@@ -348,9 +374,14 @@ fuzz_target!(|input: Input| {
         Ok(header) => header,
         Err(_) => {
             let opened = SegmentCursor::open(&mut device, start, vec![0u8; input.buffer.len()]);
-            assert!(opened.is_err(), "a cursor opened a segment whose header is bad");
             assert!(
-                written.as_ref().is_none_or(|w| w.header.is_none() || w.damaged),
+                opened.is_err(),
+                "a cursor opened a segment whose header is bad"
+            );
+            assert!(
+                written
+                    .as_ref()
+                    .is_none_or(|w| w.header.is_none() || w.damaged),
                 "the header the writer wrote does not read"
             );
             return;
@@ -387,7 +418,8 @@ fuzz_target!(|input: Input| {
                 matches!(report.tail, TailClass::Corrupt { .. }),
                 "strict recovery refuses exactly a corrupt middle: {strict:?} vs {report:?}"
             );
-            let lenient = cursor.recover_flushed_offset(&mut device, RecoveryMode::TruncateAtCorruption);
+            let lenient =
+                cursor.recover_flushed_offset(&mut device, RecoveryMode::TruncateAtCorruption);
             let lenient = no_bad_request(lenient, "recover_flushed_offset").expect("lenient");
             assert_eq!(lenient, report, "the reader's scan differs");
         }
@@ -404,7 +436,10 @@ fuzz_target!(|input: Input| {
     }
 
     let mut user_area = vec![0u8; header.user_area_len_bytes as usize];
-    let _ = no_bad_request(cursor.read_user_area(&mut device, &mut user_area), "user area");
+    let _ = no_bad_request(
+        cursor.read_user_area(&mut device, &mut user_area),
+        "user area",
+    );
     let size = u64::from(header.segment_size_bytes);
     for p in input.probes.iter().take(PROBES_MAX) {
         probe(&mut device, &mut cursor, p, size);

@@ -55,7 +55,10 @@ type FuzzWal = Wal<ImageStore, Vec<u8>, SEGMENTS_MAX>;
 enum Content {
     Blank,
     Raw(Vec<u8>),
-    Header { fields: HeaderFields, body: Vec<u8> },
+    Header {
+        fields: HeaderFields,
+        body: Vec<u8>,
+    },
     Written {
         fields: HeaderFields,
         user_area_seed: u64,
@@ -155,7 +158,16 @@ fn free_segment(geometry: GeometryChoice, spec: &SegmentSpec) -> (RamDevice, u64
                 may_leave_torn_tail: true,
             };
             let identity = fields.identity();
-            write_segment(device, start, &config, identity, *user_area_seed, ops, limits).device
+            write_segment(
+                device,
+                start,
+                &config,
+                identity,
+                *user_area_seed,
+                ops,
+                limits,
+            )
+            .device
         }
     };
     (device, start)
@@ -227,7 +239,11 @@ fn chain(input: &Input, spec: &ChainSpec, store: &mut ImageStore) -> Option<Expe
     }
     if spec.unfinished {
         let size = u64::from(config.segment_size_bytes);
-        store.insert(id_for(first_sequence + count as u64), input.geometry.device(size), 0);
+        store.insert(
+            id_for(first_sequence + count as u64),
+            input.geometry.device(size),
+            0,
+        );
     }
     Some(expected)
 }
@@ -262,7 +278,10 @@ fn buffer(input: &Input) -> Vec<u8> {
 
 /// Panics on a device error: the devices never fail, so one means the log
 /// asked for a range off the device or its alignment.
-fn no_bad_request<T>(result: Result<T, Error<ErrorKind>>, what: &str) -> Result<T, Error<ErrorKind>> {
+fn no_bad_request<T>(
+    result: Result<T, Error<ErrorKind>>,
+    what: &str,
+) -> Result<T, Error<ErrorKind>> {
     if let Err(Error::Device(kind)) = &result {
         panic!("{what}: the log made a device request the device refused: {kind:?}");
     }
@@ -296,7 +315,11 @@ fn contents(wal: &mut FuzzWal) -> (Vec<(u64, Vec<u8>)>, bool) {
         }
     }
     if complete {
-        assert_eq!(first + records.len() as u64, next, "iteration ended early without an error");
+        assert_eq!(
+            first + records.len() as u64,
+            next,
+            "iteration ended early without an error"
+        );
     }
     for (lsn, payload) in &records {
         let read = no_bad_request(wal.read(Lsn(*lsn)).map(|p| p.to_vec()), "read");
@@ -312,11 +335,19 @@ fn check_open(wal: &mut FuzzWal, input: &Input, expected: Option<&Expected>) -> 
     let (records, complete) = contents(wal);
     let report = no_bad_request(wal.verify(), "verify").expect("verify");
     if report.is_clean() {
-        assert!(complete, "verify is clean but LSN {} does not read", wal.first_lsn().0 + records.len() as u64);
+        assert!(
+            complete,
+            "verify is clean but LSN {} does not read",
+            wal.first_lsn().0 + records.len() as u64
+        );
     }
     if let Some(expected) = expected {
         assert!(report.is_clean(), "verify of a valid log: {report:?}");
-        assert_eq!(wal.first_lsn().0, expected.first_lsn, "first LSN of a valid log");
+        assert_eq!(
+            wal.first_lsn().0,
+            expected.first_lsn,
+            "first LSN of a valid log"
+        );
         let payloads: Vec<&Vec<u8>> = records.iter().map(|(_, p)| p).collect();
         let wanted: Vec<&Vec<u8>> = expected.payloads.iter().collect();
         assert_eq!(payloads, wanted, "the records of a valid log");
@@ -347,7 +378,11 @@ fn check_reopen(mut wal: FuzzWal, input: &Input, sound: bool) {
                 // look for) may hide it from a read by LSN; else it reads.
                 if complete {
                     let read = wal.read(lsn).map(|p| p.to_vec());
-                    assert_eq!(read.ok().as_ref(), Some(&payload), "an append does not read back");
+                    assert_eq!(
+                        read.ok().as_ref(),
+                        Some(&payload),
+                        "an append does not read back"
+                    );
                     before.push((lsn.0, payload));
                 }
             }
@@ -366,10 +401,19 @@ fn check_reopen(mut wal: FuzzWal, input: &Input, sound: bool) {
         let _ = contents(&mut reopened);
         return;
     }
-    assert_eq!((reopened.first_lsn(), reopened.next_lsn()), (first, next), "reopen moved the log");
+    assert_eq!(
+        (reopened.first_lsn(), reopened.next_lsn()),
+        (first, next),
+        "reopen moved the log"
+    );
     let (after, _) = contents(&mut reopened);
     let common = before.len().min(after.len());
-    assert!(after.len() >= before.len(), "reopen lost records: {} then {}", before.len(), after.len());
+    assert!(
+        after.len() >= before.len(),
+        "reopen lost records: {} then {}",
+        before.len(),
+        after.len()
+    );
     assert_eq!(before[..common], after[..common], "reopen changed records");
 }
 

@@ -214,7 +214,9 @@ impl HeaderFields {
         let room = header
             .segment_size_bytes
             .checked_sub(header.records_start().checked_add(16)?)?;
-        header.record_len_max = self.record_len_max.map_or(room, |max| u32::from(max).min(room));
+        header.record_len_max = self
+            .record_len_max
+            .map_or(room, |max| u32::from(max).min(room));
         header.validate().ok().map(|()| header)
     }
 }
@@ -318,7 +320,10 @@ fn reimage(device: &RamDevice, image: Vec<u8>) -> RamDevice {
 
 /// Panics on an error the writer must not return on a healthy device: a
 /// device error means the log asked for an invalid range.
-fn expect_no_device_error<T>(result: Result<T, Error<segwal_ram::RamError>>, what: &str) -> Option<T> {
+fn expect_no_device_error<T>(
+    result: Result<T, Error<segwal_ram::RamError>>,
+    what: &str,
+) -> Option<T> {
     match result {
         Ok(value) => Some(value),
         Err(Error::Device(e)) => panic!("{what}: the log made an invalid device request: {e:?}"),
@@ -356,6 +361,7 @@ pub fn write_segment(
     let mut user_area = vec![0u8; config.user_area_len_bytes.min(USER_AREA_MAX_BYTES) as usize];
     Noise::new(user_area_seed).fill(&mut user_area);
     let mut written = Written {
+        // Replaced at the end: tears and damage rebuild the device.
         device: device.clone(),
         header: None,
         records: Vec::new(),
@@ -466,7 +472,10 @@ pub fn write_segment(
                 };
                 if let Some((reopened, recovered)) = clean {
                     if !written.damaged {
-                        assert!(written.marker.is_some(), "open_clean found a marker never written");
+                        assert!(
+                            written.marker.is_some(),
+                            "open_clean found a marker never written"
+                        );
                         assert_eq!(
                             recovered.record_count,
                             written.records.len() as u64,
@@ -477,7 +486,10 @@ pub fn write_segment(
                     continue;
                 }
                 if *from_marker && !written.damaged && written.marker.is_some() {
-                    panic!("open_clean missed the clean-close marker at {:?}", written.marker);
+                    panic!(
+                        "open_clean missed the clean-close marker at {:?}",
+                        written.marker
+                    );
                 }
                 let mode = if written.damaged {
                     RecoveryMode::TruncateAtCorruption
@@ -532,13 +544,19 @@ impl BlockDevice for ImageDevice {
         self.0.geometry()
     }
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), ErrorKind> {
-        self.0.read(offset, buf).map_err(|e| segwal::DeviceError::kind(&e))
+        self.0
+            .read(offset, buf)
+            .map_err(|e| segwal::DeviceError::kind(&e))
     }
     fn write(&mut self, offset: u64, pieces: &[&[u8]]) -> Result<(), ErrorKind> {
-        self.0.write(offset, pieces).map_err(|e| segwal::DeviceError::kind(&e))
+        self.0
+            .write(offset, pieces)
+            .map_err(|e| segwal::DeviceError::kind(&e))
     }
     fn erase(&mut self, offset: u64, len_bytes: u64) -> Result<(), ErrorKind> {
-        self.0.erase(offset, len_bytes).map_err(|e| segwal::DeviceError::kind(&e))
+        self.0
+            .erase(offset, len_bytes)
+            .map_err(|e| segwal::DeviceError::kind(&e))
     }
     fn sync(&mut self) -> Result<(), ErrorKind> {
         self.0.sync().map_err(|e| segwal::DeviceError::kind(&e))
@@ -602,7 +620,10 @@ impl SegmentStore for ImageStore {
         let id = if self.named_by_sequence {
             sequence
         } else {
-            self.segments.keys().next_back().map_or(0, |&last| last.wrapping_add(1))
+            self.segments
+                .keys()
+                .next_back()
+                .map_or(0, |&last| last.wrapping_add(1))
         };
         let device = self.geometry.device(u64::from(size_bytes));
         self.segments.insert(id, (ImageDevice(device), 0));
@@ -636,7 +657,12 @@ pub fn image_with(geometry: &Geometry, at: usize, bytes: &[u8]) -> Vec<u8> {
 }
 
 /// `header` encoded at `start`, then `body`, on an erased device.
-pub fn header_image(geometry: &Geometry, start: usize, header: &SegmentHeader, body: &[u8]) -> Vec<u8> {
+pub fn header_image(
+    geometry: &Geometry,
+    start: usize,
+    header: &SegmentHeader,
+    body: &[u8],
+) -> Vec<u8> {
     let mut image = image_with(geometry, start + SEGMENT_HEADER_LEN, body);
     image[start..start + SEGMENT_HEADER_LEN].copy_from_slice(&header.encode());
     image
