@@ -330,6 +330,28 @@ impl fmt::Debug for FaultPlan {
     }
 }
 
+/// The seed a fault-injection run uses: `SEGWAL_TEST_SEED` (decimal or `0x`
+/// hex) when set, `default` otherwise. Printed, so a failing run names the
+/// seed that replays it.
+///
+/// # Panics
+///
+/// When `SEGWAL_TEST_SEED` is set but is not a number: a test-setup error.
+pub fn seed_from_env(default: u64) -> u64 {
+    let seed = match std::env::var("SEGWAL_TEST_SEED") {
+        Ok(text) => {
+            let parsed = match text.strip_prefix("0x") {
+                Some(hex) => u64::from_str_radix(hex, 16),
+                None => text.parse(),
+            };
+            parsed.unwrap_or_else(|_| panic!("SEGWAL_TEST_SEED={text:?} is not a u64"))
+        }
+        Err(_) => default,
+    };
+    println!("seed {seed:#x} (set SEGWAL_TEST_SEED to change it)");
+    seed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,21 +9,8 @@ use segwal::{BlockDevice, DeviceError, ErrorKind, Geometry, SegmentStore};
 
 use crate::{CrashModel, FaultPlan, FaultStats, RamDevice, RamStore, Survivors, TornFill};
 
-/// The seed for this run: `SEGWAL_TEST_SEED` (decimal or `0x` hex) or
-/// `default`, printed so a failure can be replayed.
 fn seed(default: u64) -> u64 {
-    let seed = match std::env::var("SEGWAL_TEST_SEED") {
-        Ok(text) => {
-            let parsed = match text.strip_prefix("0x") {
-                Some(hex) => u64::from_str_radix(hex, 16),
-                None => text.parse(),
-            };
-            parsed.unwrap_or_else(|_| panic!("SEGWAL_TEST_SEED={text:?} is not a u64"))
-        }
-        Err(_) => default,
-    };
-    println!("seed {seed:#x} (set SEGWAL_TEST_SEED to change it)");
-    seed
+    crate::seed_from_env(default)
 }
 
 fn file(capacity_bytes: u64) -> Geometry {

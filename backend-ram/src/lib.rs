@@ -108,7 +108,7 @@ mod store;
 pub use crash::{ARRANGEMENTS_PENDING_MAX, CrashModel, SUBSETS_PENDING_MAX, Survivors};
 pub use device::RamDevice;
 pub use error::{Operation, RamError};
-pub use fault::{FaultPlan, TornFill};
+pub use fault::{FaultPlan, TornFill, seed_from_env};
 pub use stats::{FaultStats, Stats};
 pub use store::{RamSegment, RamStore};
 

@@ -60,18 +60,7 @@ pub const BUFFER_BYTES: usize = SEQUENTIAL_WINDOW_BYTES as usize;
 ///
 /// When `SEGWAL_TEST_SEED` is set but is not a number.
 pub fn test_seed(default: u64) -> u64 {
-    let seed = match std::env::var("SEGWAL_TEST_SEED") {
-        Ok(text) => {
-            let parsed = match text.strip_prefix("0x") {
-                Some(hex) => u64::from_str_radix(hex, 16),
-                None => text.parse(),
-            };
-            parsed.unwrap_or_else(|_| panic!("SEGWAL_TEST_SEED={text:?} is not a u64"))
-        }
-        Err(_) => default,
-    };
-    println!("seed {seed:#x} (set SEGWAL_TEST_SEED to change it)");
-    seed
+    segwal_ram::seed_from_env(default)
 }
 
 /// xorshift64* : a few lines of deterministic pseudo-randomness, no crate.
