@@ -193,6 +193,8 @@ pub struct DirStore {
     /// do `device` and `release` search the directory for such names.
     has_noncanonical_names: bool,
     prepare_ahead: bool,
+    /// Write-behind buffer of each segment written (0: write through).
+    write_buffer_bytes: usize,
     /// The one segment being made ahead, if any.
     prepared: Option<Prepared>,
 }
@@ -239,6 +241,7 @@ impl DirStore {
             devices: BTreeMap::new(),
             has_noncanonical_names,
             prepare_ahead: false,
+            write_buffer_bytes: 0,
             prepared: None,
         })
     }
@@ -293,6 +296,17 @@ impl DirStore {
         self.prepare_ahead = on;
     }
 
+    /// Gives every segment device this store hands out from now on a
+    /// write-behind buffer of `capacity_bytes` (see
+    /// [`FileDevice::with_write_buffer`]); `0`, the default, writes
+    /// through. Read-only stores ignore it.
+    ///
+    /// The log syncs a segment before it moves on to the next, so only the
+    /// segment being appended to holds bytes back.
+    pub fn set_write_buffer_bytes(&mut self, capacity_bytes: usize) {
+        self.write_buffer_bytes = capacity_bytes;
+    }
+
     /// Where segment `sequence` lives under the name this store writes.
     fn segment_path(&self, sequence: u64) -> PathBuf {
         self.dir.join(segment_file_name(sequence))
@@ -337,6 +351,7 @@ impl DirStore {
     /// highest id, which is never the lowest while two or more are cached,
     /// and the id being inserted is not among those evicted.
     fn cache(&mut self, id: SegmentId, device: FileDevice) -> &mut FileDevice {
+        let device = device.with_write_buffer(self.write_buffer_bytes);
         if !self.devices.contains_key(&id) {
             // Each pass removes one handle, so this ends within `len` passes.
             while self.devices.len() >= DEVICES_CACHED_MAX {
@@ -785,7 +800,17 @@ mod tests {
     const CHILD_DIR_VAR: &str = "SEGWAL_DIR_STORE_LOCK_CHILD";
     const CHILD_READY: &str = "SEGWAL-DIR-STORE-LOCKED";
 
+    /// Opens a writer, once no child is between fork and exec: a store this
+    /// test dropped just before may still have its `LOCK` open in such a
+    /// child.
     fn open_rw(dir: &Path) -> DirStore {
+        let _guard = FORK_GUARD
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        open_rw_unguarded(dir)
+    }
+
+    fn open_rw_unguarded(dir: &Path) -> DirStore {
         DirStore::open(dir, AccessMode::ReadWrite).expect("open read-write")
     }
 
@@ -1013,7 +1038,7 @@ mod tests {
         let _guard = FORK_GUARD
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        let store = open_rw(temp.path());
+        let store = open_rw_unguarded(temp.path());
         drop(store);
         assert_eq!(DirStore::lock_holder(temp.path()).expect("probe"), None);
         assert_eq!(
@@ -1021,7 +1046,7 @@ mod tests {
             b"",
             "a released lock names no holder"
         );
-        let _store = open_rw(temp.path());
+        let _store = open_rw_unguarded(temp.path());
     }
 
     #[test]

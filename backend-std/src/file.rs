@@ -22,13 +22,26 @@
 //!   bytes; bytes outside it are untouched, since the file size and extents
 //!   are fixed.
 //! - After `sync` returns `Ok`, every completed write is durable.
+//!
+//! # Write-behind
+//!
+//! A device made with [`FileDevice::with_write_buffer`] keeps small writes
+//! that continue one another in memory and hands them to the kernel as one
+//! `pwrite` when the run is full, before any write elsewhere, a read or
+//! erase of the run, and `sync`. A log that syncs every append pays the
+//! same two system calls as before; a log that syncs every thousand
+//! appends pays one `pwrite` per 64 KiB instead of one per record, and a
+//! group-commit leader writes every follower's record at once. Until then
+//! the bytes are only in this process: a crash of the process loses them,
+//! as a power cut loses any write not yet synced (the contract the log is
+//! built on), and another process reading the file does not see them yet.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use segwal::{BlockDevice, DeviceError, ErrorKind, ErrorType, Geometry, check_range};
 
@@ -162,6 +175,68 @@ pub struct FileDevice {
     file: Arc<File>,
     geometry: Geometry,
     writable: bool,
+    /// Writes held back, shared by the clones (see the module's
+    /// "Write-behind" section); `None` writes through.
+    write_behind: Option<Arc<WriteBehind>>,
+}
+
+/// The writes a [`FileDevice`] holds back: one contiguous run of bytes not
+/// yet given to the kernel.
+#[derive(Debug)]
+struct WriteBehind {
+    file: Arc<File>,
+    run: Mutex<PendingRun>,
+    capacity_bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct PendingRun {
+    /// Device offset of `bytes[0]`.
+    offset: u64,
+    /// Allocated once, at the first write, with the buffer's capacity.
+    bytes: Vec<u8>,
+}
+
+impl PendingRun {
+    fn end(&self) -> u64 {
+        self.offset + self.bytes.len() as u64
+    }
+
+    fn overlaps(&self, offset: u64, len_bytes: u64) -> bool {
+        !self.bytes.is_empty() && offset < self.end() && self.offset < offset + len_bytes
+    }
+
+    /// Hands the run to the kernel. The run is emptied even on failure: the
+    /// bytes' fate is then unknown, as after any failed write, and the log
+    /// above stops writing (it is poisoned), so nothing would retry them.
+    fn flush(&mut self, file: &File) -> Result<(), FileError> {
+        if self.bytes.is_empty() {
+            return Ok(());
+        }
+        let written = write_all_vectored::<1>(&[&self.bytes], self.offset, |iovecs, at| {
+            sys::pwritev(file, iovecs, at)
+        });
+        self.bytes.clear();
+        written.map_err(|error| FileError::from_io("pwritev", &error))
+    }
+}
+
+impl WriteBehind {
+    fn lock(&self) -> MutexGuard<'_, PendingRun> {
+        // The run is plain bytes: a panic elsewhere leaves it consistent.
+        self.run.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for WriteBehind {
+    /// The last clone is gone: give the kernel what is left, so a log
+    /// dropped without a sync in this process still reads back what it
+    /// wrote. A failure here has no one to report to; the bytes were never
+    /// promised durable.
+    fn drop(&mut self) {
+        let run = self.run.get_mut().unwrap_or_else(|e| e.into_inner());
+        let _ = run.flush(&self.file);
+    }
 }
 
 impl FileDevice {
@@ -242,7 +317,72 @@ impl FileDevice {
             file: Arc::new(file),
             geometry: Geometry::byte_addressable(capacity_bytes),
             writable,
+            write_behind: None,
         }
+    }
+
+    /// Holds back writes of less than `capacity_bytes` that continue one
+    /// another, up to `capacity_bytes` in all, and writes them as one
+    /// `pwrite` at the latest on `sync` (see the module's "Write-behind"
+    /// section). The buffer is allocated at the first write and shared with
+    /// this device's clones, which read the held bytes too. `0`, and a
+    /// read-only device, write through.
+    #[must_use]
+    pub fn with_write_buffer(mut self, capacity_bytes: usize) -> FileDevice {
+        self.write_behind = (self.writable && capacity_bytes > 0).then(|| {
+            Arc::new(WriteBehind {
+                file: Arc::clone(&self.file),
+                run: Mutex::new(PendingRun::default()),
+                capacity_bytes,
+            })
+        });
+        self
+    }
+
+    /// Gives held-back writes to the kernel now (`sync` does this first).
+    ///
+    /// # Errors
+    ///
+    /// The `pwrite`'s error; the held bytes are then lost.
+    pub fn flush(&self) -> Result<(), FileError> {
+        match &self.write_behind {
+            Some(write_behind) => write_behind.lock().flush(&self.file),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes `pieces` at `offset` with one `pwritev` (or a few, past
+    /// `IOV_MAX` pieces).
+    fn write_through(&self, offset: u64, pieces: &[&[u8]]) -> Result<(), FileError> {
+        let file = &*self.file;
+        let written = if pieces.len() <= IOVECS_INLINE {
+            write_all_vectored::<IOVECS_INLINE>(pieces, offset, |iovecs, at| {
+                sys::pwritev(file, iovecs, at)
+            })
+        } else {
+            write_all_vectored::<{ sys::IOV_MAX }>(pieces, offset, |iovecs, at| {
+                sys::pwritev(file, iovecs, at)
+            })
+        };
+        written.map_err(|error| FileError::from_io("pwritev", &error))
+    }
+
+    /// Flushes the held run when it overlaps `offset..offset + len_bytes`,
+    /// and returns the run's lock (held over the caller's I/O, so no flush
+    /// by a clone lands in between), or `None` when nothing is held back.
+    fn settle_overlap(
+        &self,
+        offset: u64,
+        len_bytes: u64,
+    ) -> Result<Option<MutexGuard<'_, PendingRun>>, FileError> {
+        let Some(write_behind) = &self.write_behind else {
+            return Ok(None);
+        };
+        let mut run = write_behind.lock();
+        if run.overlaps(offset, len_bytes) {
+            run.flush(&self.file)?;
+        }
+        Ok(Some(run))
     }
 
     /// Refuses writes on a read-only device before the kernel does, so the
@@ -273,6 +413,7 @@ impl BlockDevice for FileDevice {
         let granularity = self.geometry.read_size_bytes;
         check_range(&self.geometry, offset, buf.len() as u64, granularity)
             .map_err(|kind| FileError::new(kind, None, "read"))?;
+        let _run = self.settle_overlap(offset, buf.len() as u64)?;
         read_exact_at(buf, offset, |part, at| self.file.read_at(part, at)).map_err(|error| {
             if error.kind() == io::ErrorKind::UnexpectedEof {
                 // The range is inside the geometry, so the file shrank
@@ -297,17 +438,31 @@ impl BlockDevice for FileDevice {
         check_range(&self.geometry, offset, len_bytes, granularity)
             .map_err(|kind| FileError::new(kind, None, "write"))?;
         self.check_writable()?;
-        let file = &*self.file;
-        let written = if pieces.len() <= IOVECS_INLINE {
-            write_all_vectored::<IOVECS_INLINE>(pieces, offset, |iovecs, at| {
-                sys::pwritev(file, iovecs, at)
-            })
-        } else {
-            write_all_vectored::<{ sys::IOV_MAX }>(pieces, offset, |iovecs, at| {
-                sys::pwritev(file, iovecs, at)
-            })
+        let Some(write_behind) = &self.write_behind else {
+            return self.write_through(offset, pieces);
         };
-        written.map_err(|error| FileError::from_io("pwritev", &error))
+        let capacity_bytes = write_behind.capacity_bytes;
+        let mut run = write_behind.lock();
+        let continues = run.bytes.is_empty() || run.end() == offset;
+        let fits = (run.bytes.len() as u64).saturating_add(len_bytes) <= capacity_bytes as u64;
+        if !(continues && fits) {
+            run.flush(&self.file)?;
+        }
+        if len_bytes >= capacity_bytes as u64 {
+            // Too big to hold: write it now, under the lock, so it lands
+            // after the run just flushed.
+            return self.write_through(offset, pieces);
+        }
+        if run.bytes.is_empty() {
+            run.offset = offset;
+            if run.bytes.capacity() == 0 {
+                run.bytes.reserve_exact(capacity_bytes);
+            }
+        }
+        for piece in pieces {
+            run.bytes.extend_from_slice(piece);
+        }
+        Ok(())
     }
 
     fn erase(&mut self, offset: u64, len_bytes: u64) -> Result<(), FileError> {
@@ -315,11 +470,14 @@ impl BlockDevice for FileDevice {
         check_range(&self.geometry, offset, len_bytes, granularity)
             .map_err(|kind| FileError::new(kind, None, "erase"))?;
         self.check_writable()?;
+        // A held run over the range would land on the zeros later.
+        let _run = self.settle_overlap(offset, len_bytes)?;
         write_zeros(&self.file, offset, len_bytes)
             .map_err(|error| FileError::from_io("erase (pwrite of zeros)", &error))
     }
 
     fn sync(&mut self) -> Result<(), FileError> {
+        self.flush()?;
         self.file
             .sync_data()
             .map_err(|error| FileError::sync_failed(&error))
@@ -722,6 +880,109 @@ mod tests {
         let error = device.read(50, &mut [0u8; 100]).unwrap_err();
         assert_eq!(error.kind(), ErrorKind::Io);
         assert_eq!(error.raw_os_error(), None);
+    }
+
+    /// The file's bytes as another process would read them: through a
+    /// device of its own, with no share in the write-behind run.
+    fn on_disk(path: &Path, offset: u64, len_bytes: usize) -> Vec<u8> {
+        let mut outside = FileDevice::open_read_only(path).expect("open");
+        let mut bytes = vec![0u8; len_bytes];
+        outside.read(offset, &mut bytes).expect("read");
+        bytes
+    }
+
+    #[test]
+    fn held_writes_reach_the_file_at_sync_and_read_back_before() {
+        let (_dir, path) = temp_path("held");
+        let mut device = FileDevice::create(&path, 4096)
+            .expect("create")
+            .with_write_buffer(1024);
+        device.write(10, &[b"abc", b"de"]).expect("write");
+        device.write(15, &[b"fgh"]).expect("write");
+        assert_eq!(on_disk(&path, 10, 8), [0; 8], "held, not yet in the file");
+        let mut back = [0u8; 8];
+        device
+            .clone()
+            .read(10, &mut back)
+            .expect("read through a clone");
+        assert_eq!(&back, b"abcdefgh", "reads see the held bytes");
+        device.write(18, &[b"ij"]).expect("write");
+        device.sync().expect("sync");
+        assert_eq!(on_disk(&path, 10, 10), b"abcdefghij");
+    }
+
+    #[test]
+    fn a_write_elsewhere_lands_after_the_held_run() {
+        let (_dir, path) = temp_path("order");
+        let mut device = FileDevice::create(&path, 4096)
+            .expect("create")
+            .with_write_buffer(1024);
+        device.write(0, &[b"0123456789"]).expect("write");
+        // Overlaps the run without continuing it: the run goes first.
+        device.write(5, &[b"XYZ"]).expect("write");
+        assert_eq!(on_disk(&path, 0, 10), b"0123456789", "the run, flushed");
+        device.sync().expect("sync");
+        assert_eq!(on_disk(&path, 0, 10), b"01234XYZ89");
+    }
+
+    #[test]
+    fn a_write_too_big_to_hold_goes_through_after_the_run() {
+        let (_dir, path) = temp_path("big");
+        let mut device = FileDevice::create(&path, 4096)
+            .expect("create")
+            .with_write_buffer(16);
+        device.write(0, &[b"small"]).expect("write");
+        let big = pattern(100, 3);
+        device.write(5, &[&big]).expect("write");
+        let mut expected = b"small".to_vec();
+        expected.extend_from_slice(&big);
+        assert_eq!(
+            on_disk(&path, 0, 105),
+            expected,
+            "both in the file, in order"
+        );
+        // A run that would overflow the buffer is flushed first.
+        device.write(105, &[&pattern(10, 4)]).expect("write");
+        device.write(115, &[&pattern(10, 5)]).expect("write");
+        assert_eq!(on_disk(&path, 105, 10), pattern(10, 4));
+        assert_eq!(on_disk(&path, 115, 10), [0; 10], "the second run is held");
+    }
+
+    #[test]
+    fn erase_over_a_held_run_leaves_zeros() {
+        let (_dir, path) = temp_path("erase");
+        let mut device = FileDevice::create(&path, 4096)
+            .expect("create")
+            .with_write_buffer(1024);
+        device.write(0, &[b"stale bytes"]).expect("write");
+        device.erase(0, 4096).expect("erase");
+        device.sync().expect("sync");
+        assert_eq!(on_disk(&path, 0, 11), [0; 11]);
+    }
+
+    #[test]
+    fn the_last_clone_dropped_writes_the_held_run() {
+        let (_dir, path) = temp_path("drop");
+        let mut device = FileDevice::create(&path, 4096)
+            .expect("create")
+            .with_write_buffer(1024);
+        device.write(7, &[b"kept"]).expect("write");
+        let clone = device.clone();
+        drop(device);
+        assert_eq!(on_disk(&path, 7, 4), [0; 4], "a clone still holds it");
+        drop(clone);
+        assert_eq!(on_disk(&path, 7, 4), b"kept");
+    }
+
+    #[test]
+    fn a_read_only_device_ignores_the_buffer() {
+        let (_dir, path) = temp_path("ro-buffer");
+        drop(FileDevice::create(&path, 4096).expect("create"));
+        let mut device = FileDevice::open_read_only(&path)
+            .expect("open")
+            .with_write_buffer(1024);
+        let error = device.write(0, &[b"x"]).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::EBADF));
     }
 
     #[test]

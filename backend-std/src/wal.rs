@@ -4,6 +4,7 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use segwal::{
     BlockDevice, ChecksumKind, Durability, Lsn, OpenVerification, RecoveryMode,
@@ -18,9 +19,18 @@ use crate::error::{Error, Result};
 /// time and memory stay fixed.
 pub const MAX_SEGMENTS: usize = 1024;
 
-/// Most times a group-commit leader yields to let writers join its sync
-/// (it stops as soon as a yield brings no new record).
-const GATHER_YIELDS_MAX: usize = 8;
+/// Longest a group-commit leader waits for the callers it expects before
+/// it syncs without them, as a fraction of the last fdatasync's duration
+/// (the wait buys a share of the next sync; past half a sync it costs more
+/// latency than it saves).
+const GATHER_WAIT_PER_SYNC: u32 = 2;
+
+/// Cap on the gather wait, whatever the device's sync latency.
+const GATHER_WAIT_MAX: Duration = Duration::from_millis(1);
+
+/// The least write-behind buffer of a [`SharedWal`]: a group's records go
+/// out in one `pwrite`.
+const SHARED_WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
 /// The read buffer of a log: one sequential read-ahead window.
 const BUFFER_BYTES: usize = 64 * 1024;
@@ -46,6 +56,18 @@ pub struct WalOptions {
     /// Prepare the next segment file in the background, so a rotation
     /// renames a ready file instead of writing 64 MiB of zeros.
     pub prepare_next_segment: bool,
+    /// Bytes of appends held in memory and written with one `pwrite` (at
+    /// the latest by the next sync). `0`, the default, writes each append
+    /// at once, so an append that returned survives a crash of this
+    /// process (not a power cut) even before `sync()`, and other
+    /// processes' readers see it. With [`Durability::Manual`], 64 KiB
+    /// (for example) turns thousands of small `pwrite`s into one: appends
+    /// then reach the file when the buffer fills or at `sync()`, and a
+    /// crash of this process loses the unsynced ones, as a power cut
+    /// would. With [`Durability::Sync`] it changes nothing. [`SharedWal`]
+    /// always holds at least 64 KiB back, to write a whole group at once
+    /// (its appends return only when synced anyway).
+    pub write_buffer_bytes: usize,
 }
 
 impl Default for WalOptions {
@@ -58,6 +80,7 @@ impl Default for WalOptions {
             recovery_mode: RecoveryMode::Strict,
             verification: OpenVerification::Tail,
             prepare_next_segment: true,
+            write_buffer_bytes: 0,
         }
     }
 }
@@ -84,6 +107,7 @@ fn open_core(dir: &Path, options: &WalOptions, mode: AccessMode) -> Result<Box<C
     let mut store = DirStore::open(dir, mode)?;
     if !read_only {
         store.set_prepare_ahead(options.prepare_next_segment);
+        store.set_write_buffer_bytes(options.write_buffer_bytes);
     }
     let buffer = vec![0u8; BUFFER_BYTES].into_boxed_slice();
     Ok(Box::new(segwal::Wal::open(store, config, buffer)?))
@@ -353,12 +377,29 @@ struct Shared {
     wal: Box<CoreWal>,
     /// A leader is fdatasyncing outside the lock.
     syncing: bool,
+    /// A leader is waiting for expected callers before it syncs.
+    gathering: bool,
+    /// Callers that appended since the last sync began: the next sync
+    /// covers them.
+    callers_pending: usize,
+    /// Callers the running (or last) sync covers.
+    callers_in_sync: usize,
+    /// Callers the next leader expects: those the last sync released (they
+    /// come back with their next record while the sync ran) plus those
+    /// that appended during it. A sync that covers them all needs no
+    /// second one.
+    callers_expected: usize,
+    /// How long the last fdatasync took: bounds the gather wait.
+    sync_duration_last: Duration,
 }
 
 #[derive(Debug)]
 struct Inner {
     state: Mutex<Shared>,
+    /// A sync finished (or a gathering leader started its sync).
     synced: Condvar,
+    /// A caller appended while a leader gathers.
+    arrived: Condvar,
     dir: PathBuf,
 }
 
@@ -370,6 +411,13 @@ struct Inner {
 /// ticket for everything written so far, releases the lock, fdatasyncs, and
 /// wakes the followers; a follower whose record the ticket did not cover
 /// becomes the next leader.
+///
+/// Before its sync, a leader waits (at most half the last sync's duration)
+/// for the callers it expects: the ones the last sync released, which are
+/// about to append their next record. Without that wait the writers split
+/// into two halves that alternate between syncs, each sync covering half
+/// of them; with it, one sync covers them all. A lone writer expects only
+/// itself and never waits.
 ///
 /// # Example
 ///
@@ -397,7 +445,8 @@ pub struct SharedWal {
 
 impl SharedWal {
     /// Opens (or creates) the log in `dir`. Appends are always durable when
-    /// they return; `options.durability` is ignored.
+    /// they return; `options.durability` is ignored, and appends are held
+    /// in a write-behind buffer of at least 64 KiB until the group's sync.
     ///
     /// # Errors
     ///
@@ -406,6 +455,7 @@ impl SharedWal {
         let dir = dir.as_ref();
         let options = WalOptions {
             durability: Durability::Manual,
+            write_buffer_bytes: options.write_buffer_bytes.max(SHARED_WRITE_BUFFER_BYTES),
             ..options.clone()
         };
         let wal = open_core(dir, &options, AccessMode::ReadWrite)?;
@@ -413,8 +463,14 @@ impl SharedWal {
             state: Mutex::new(Shared {
                 wal,
                 syncing: false,
+                gathering: false,
+                callers_pending: 0,
+                callers_in_sync: 0,
+                callers_expected: 0,
+                sync_duration_last: Duration::ZERO,
             }),
             synced: Condvar::new(),
+            arrived: Condvar::new(),
             dir: dir.to_path_buf(),
         };
         Ok(SharedWal {
@@ -432,11 +488,7 @@ impl SharedWal {
     fn lock_between_syncs(&self) -> MutexGuard<'_, Shared> {
         let mut state = self.lock();
         while state.syncing {
-            state = self
-                .inner
-                .synced
-                .wait(state)
-                .unwrap_or_else(|e| e.into_inner());
+            state = self.wait(&self.inner.synced, state);
         }
         state
     }
@@ -458,14 +510,19 @@ impl SharedWal {
     pub fn append_batch(&self, payloads: &[&[u8]]) -> Result<Range<Lsn>> {
         let mut state = self.lock();
         let range = state.wal.append_batch(payloads)?;
+        state.callers_pending += 1;
         self.wait_durable(state, range.end)?;
         Ok(range)
     }
 
     /// Blocks until every LSN below `end` is durable, leading a sync when
     /// none is running.
+    ///
+    /// The caller whose record completes the expected group leads the sync
+    /// at once; the first caller that finds the group incomplete keeps the
+    /// time instead (see [`gather`](Self::gather)) and leads when it runs
+    /// out. Everyone else waits for the sync.
     fn wait_durable<'a>(&'a self, mut state: MutexGuard<'a, Shared>, end: Lsn) -> Result<()> {
-        let mut woken = false;
         loop {
             if state.wal.durable_lsn() >= end {
                 return Ok(());
@@ -474,42 +531,90 @@ impl SharedWal {
                 return Err(segwal::Error::Poisoned.into());
             }
             if state.syncing {
-                drop(state);
-                state = self.lock_between_syncs();
-                woken = true;
+                state = self.wait(&self.inner.synced, state);
                 continue;
             }
-            if woken {
-                // The threads the last sync released are about to append:
-                // let them, so this sync covers their records too, instead
-                // of alternating between two halves of the writers. Yield
-                // while records keep arriving, a bounded number of times.
-                woken = false;
-                for _ in 0..GATHER_YIELDS_MAX {
-                    let before = state.wal.next_lsn();
-                    drop(state);
-                    std::thread::yield_now();
-                    state = self.lock();
-                    if state.wal.next_lsn() == before || state.syncing {
-                        break;
-                    }
-                }
+            if state.callers_pending >= state.callers_expected {
+                state = self.lead_sync(state)?;
                 continue;
             }
-            let ticket = state.wal.begin_sync()?;
-            let mut device = match state.wal.store_mut().device(ticket.segment_id) {
-                Ok((device, _)) => device.clone(),
-                Err(e) => return Err(segwal::Error::Device(e).into()),
-            };
-            state.syncing = true;
-            drop(state);
-            let outcome = device.sync();
-            state = self.lock();
-            state.syncing = false;
-            let finished = state.wal.finish_sync(ticket, outcome);
-            self.inner.synced.notify_all();
-            finished?;
+            if state.gathering {
+                state = self.wait(&self.inner.synced, state);
+                continue;
+            }
+            state = self.gather(state);
+            if !state.syncing {
+                state = self.lead_sync(state)?;
+            }
         }
+    }
+
+    /// Waits on `condvar`, releasing the lock meanwhile.
+    fn wait<'a>(&self, condvar: &Condvar, state: MutexGuard<'a, Shared>) -> MutexGuard<'a, Shared> {
+        condvar.wait(state).unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps the time while the expected callers append: returns when one
+    /// of them has started the sync, or when the wait is over (the caller
+    /// then leads the sync with the records it has).
+    fn gather<'a>(&'a self, mut state: MutexGuard<'a, Shared>) -> MutexGuard<'a, Shared> {
+        let wait_max = (state.sync_duration_last / GATHER_WAIT_PER_SYNC).min(GATHER_WAIT_MAX);
+        let deadline = Instant::now() + wait_max;
+        state.gathering = true;
+        while !state.syncing && state.callers_pending < state.callers_expected {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            state = self
+                .inner
+                .arrived
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        state.gathering = false;
+        state
+    }
+
+    /// As the leader, fdatasyncs everything written so far outside the
+    /// lock and wakes the waiting callers.
+    fn lead_sync<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, Shared>,
+    ) -> Result<MutexGuard<'a, Shared>> {
+        let ticket = match state.wal.begin_sync() {
+            Ok(ticket) => ticket,
+            Err(e) => {
+                // Followers parked behind the gather re-check and fail too.
+                self.inner.synced.notify_all();
+                return Err(e.into());
+            }
+        };
+        let mut device = match state.wal.store_mut().device(ticket.segment_id) {
+            Ok((device, _)) => device.clone(),
+            Err(e) => {
+                self.inner.synced.notify_all();
+                return Err(segwal::Error::Device(e).into());
+            }
+        };
+        state.callers_in_sync = core::mem::take(&mut state.callers_pending);
+        state.syncing = true;
+        if state.gathering {
+            self.inner.arrived.notify_one();
+        }
+        drop(state);
+        let started = Instant::now();
+        let outcome = device.sync();
+        let duration = started.elapsed();
+        let mut state = self.lock();
+        state.syncing = false;
+        state.sync_duration_last = duration;
+        state.callers_expected = state.callers_in_sync + state.callers_pending;
+        let finished = state.wal.finish_sync(ticket, outcome);
+        self.inner.synced.notify_all();
+        finished?;
+        Ok(state)
     }
 
     /// Makes everything appended so far durable.
