@@ -1,11 +1,14 @@
 //! Shared helpers for the benchmarks: the raw baselines' files and chunked
-//! reads, payloads, and the fixed-seed pseudo-random order of the
-//! random-read benchmark.
+//! reads, payloads, the fixed-seed pseudo-random orders of the random-read
+//! benchmarks, and ([`rounds`]) the interleaved rounds and medians of the
+//! comparison benchmark `peers`.
 //!
 //! The baselines use std's positional I/O (`FileExt::write_at`,
 //! `read_exact_at`, `File::sync_data`): they are the same `pwrite`, `pread`
 //! and `fdatasync` system calls as libc's, without the `unsafe` the
 //! workspace forbids.
+
+pub mod rounds;
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -128,6 +131,22 @@ pub fn random_order(offsets: &[u64], count: usize, seed: u64) -> Vec<u64> {
         .collect()
 }
 
+/// The indices `0..count` in a fixed-seed pseudo-random order (a
+/// Fisher-Yates shuffle driven by xorshift): every index once.
+///
+/// # Panics
+///
+/// When `seed` is 0.
+pub fn permutation(count: usize, seed: u64) -> Vec<usize> {
+    let mut rng = XorShift64::new(seed);
+    let mut order: Vec<usize> = (0..count).collect();
+    for last in (1..count).rev() {
+        let pick = rng.next_u64() % (last as u64 + 1);
+        order.swap(last, usize::try_from(pick).expect("at most `last`"));
+    }
+    order
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +160,14 @@ mod tests {
             assert_eq!(value, b.next_u64());
             assert_ne!(value, 0);
         }
+    }
+
+    #[test]
+    fn permutation_holds_every_index_once() {
+        let mut order = permutation(1000, 9);
+        assert_ne!(order, (0..1000).collect::<Vec<_>>(), "shuffled");
+        order.sort_unstable();
+        assert_eq!(order, (0..1000).collect::<Vec<_>>());
     }
 
     #[test]

@@ -1,0 +1,200 @@
+//! The raw baseline of each workload: the least a log could do with the
+//! positional system calls, no framing and no checksum except where the
+//! workload asks for one (W5). Files are preallocated and zero-filled
+//! (`create_zero_filled`) before the clock starts, like a segwal segment.
+
+use std::fs::{self, File, OpenOptions};
+use std::hint::black_box;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use segwal_benches::{create_zero_filled, payload, pread_chunks};
+
+use crate::{
+    APPEND_LEN_BYTES, BUILT_LEN_BYTES, GROUP_RECORDS, SMALL_CAPACITY_BYTES, THREADS, index_of,
+    indexed_payload, timed_threads,
+};
+
+/// Bytes of each `pwrite` of W3 and `pread` of W5.
+const CHUNK_BYTES: usize = 64 * 1024;
+/// Bytes the open baseline reads of each segment: a block holding the
+/// header.
+pub(crate) const HEADER_BLOCK_BYTES: usize = 4096;
+
+/// A zero-filled file of `size_bytes` in `dir`, with one record written
+/// and synced so the first measured write is not the file's first.
+fn warm_file(dir: &Path, size_bytes: u64) -> File {
+    let file = create_zero_filled(&dir.join("raw"), size_bytes).expect("create raw file");
+    file.write_all_at(&payload(APPEND_LEN_BYTES), 0)
+        .expect("pwrite");
+    file.sync_data().expect("fdatasync");
+    file
+}
+
+/// `count` writes of `bytes` after the warm-up record, each followed by an
+/// `fdatasync`.
+fn synced_writes(dir: &Path, count: u64, bytes: &[u8]) -> Duration {
+    let file = warm_file(dir, SMALL_CAPACITY_BYTES);
+    let mut offset = APPEND_LEN_BYTES as u64;
+    assert!(
+        offset + count * bytes.len() as u64 <= SMALL_CAPACITY_BYTES,
+        "the file holds the run"
+    );
+    let start = Instant::now();
+    for _ in 0..count {
+        file.write_all_at(bytes, offset).expect("pwrite");
+        file.sync_data().expect("fdatasync");
+        offset += bytes.len() as u64;
+    }
+    start.elapsed()
+}
+
+/// W1: `pwrite` of each 128-byte record, then `fdatasync`.
+pub(crate) fn durable(dir: &Path, records: u64) -> Duration {
+    synced_writes(dir, records, &payload(APPEND_LEN_BYTES))
+}
+
+/// W2: one `pwrite` of 64 records (8 KiB), then `fdatasync`.
+pub(crate) fn groups(dir: &Path, groups: u64) -> Duration {
+    synced_writes(dir, groups, &payload(GROUP_RECORDS * APPEND_LEN_BYTES))
+}
+
+/// W3: records copied into a 64 KiB buffer, `pwrite` whenever it is full
+/// (and once for the rest), one `fdatasync` at the end.
+pub(crate) fn buffered(dir: &Path, records: u64) -> Duration {
+    let record = payload(APPEND_LEN_BYTES);
+    let size_bytes = crate::buffered_capacity_bytes(records);
+    let file = warm_file(dir, size_bytes);
+    let mut buffer = Vec::with_capacity(CHUNK_BYTES);
+    let mut offset = APPEND_LEN_BYTES as u64;
+    let start = Instant::now();
+    for _ in 0..records {
+        if buffer.len() + record.len() > CHUNK_BYTES {
+            file.write_all_at(&buffer, offset).expect("pwrite");
+            offset += buffer.len() as u64;
+            buffer.clear();
+        }
+        buffer.extend_from_slice(&record);
+    }
+    file.write_all_at(&buffer, offset).expect("pwrite");
+    file.sync_data().expect("fdatasync");
+    let elapsed = start.elapsed();
+    assert!(
+        offset + buffer.len() as u64 <= size_bytes,
+        "the file held the run"
+    );
+    elapsed
+}
+
+/// W4 and W5: the records back to back in one file, and the CRC32C of all
+/// of them to check scans against.
+pub(crate) struct Reads {
+    file: File,
+    records: u64,
+    crc32c: u32,
+    buffer: Vec<u8>,
+}
+
+impl Reads {
+    /// Writes the records (100 bytes each, carrying their index) and syncs.
+    pub(crate) fn build(path: &Path, records: u64) -> Self {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .expect("create raw file");
+        let mut bytes =
+            Vec::with_capacity(usize::try_from(records).expect("fits") * BUILT_LEN_BYTES);
+        for index in 0..records {
+            bytes.extend_from_slice(&indexed_payload(index));
+        }
+        file.write_all_at(&bytes, 0).expect("pwrite");
+        file.sync_data().expect("fdatasync");
+        Reads {
+            file,
+            records,
+            crc32c: crc32c::crc32c(&bytes),
+            buffer: vec![0u8; CHUNK_BYTES],
+        }
+    }
+
+    /// W4: a `pread` of each record's 100 bytes, in `order`.
+    pub(crate) fn random_reads(&mut self, order: &[usize]) -> Duration {
+        let mut record = [0u8; BUILT_LEN_BYTES];
+        let start = Instant::now();
+        for &index in order {
+            let offset = (index * BUILT_LEN_BYTES) as u64;
+            self.file.read_exact_at(&mut record, offset).expect("pread");
+            assert_eq!(index_of(&record), index as u64, "the right record");
+        }
+        start.elapsed()
+    }
+
+    /// W5: `pread`s of 64 KiB, a hardware CRC32C over them, checked.
+    pub(crate) fn scan(&mut self) -> Duration {
+        let end = self.records * BUILT_LEN_BYTES as u64;
+        let start = Instant::now();
+        let mut crc = 0u32;
+        pread_chunks(&self.file, 0, end, &mut self.buffer, |chunk| {
+            crc = crc32c::crc32c_append(crc, chunk);
+        })
+        .expect("pread");
+        assert_eq!(crc, self.crc32c, "the file reads back");
+        start.elapsed()
+    }
+}
+
+/// The segment files of the log in `dir`, in log order.
+fn segment_paths(dir: &Path) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
+        .expect("list the log")
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "seg"))
+        .collect();
+    // Zero-padded sequence numbers: the name order is the log order.
+    paths.sort();
+    paths
+}
+
+/// W6: the least any open of segwal's log in `dir` must do: list the
+/// directory, open every segment for writing and read its header block.
+pub(crate) fn open_log(dir: &Path, buffer: &mut [u8]) -> Duration {
+    let start = Instant::now();
+    let paths = segment_paths(dir);
+    for path in &paths {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .expect("open segment file");
+        file.read_exact_at(buffer, 0).expect("pread header");
+        black_box(&buffer);
+    }
+    let elapsed = start.elapsed();
+    assert!(!paths.is_empty(), "a log to open");
+    elapsed
+}
+
+/// W7: 4 threads each `pwrite` a record at the next free offset of one
+/// file (an atomic counter) and `fdatasync` it, with no other
+/// coordination.
+pub(crate) fn concurrent(dir: &Path, records: u64) -> Duration {
+    let record = payload(APPEND_LEN_BYTES);
+    let file = warm_file(dir, SMALL_CAPACITY_BYTES);
+    let next_offset = AtomicU64::new(APPEND_LEN_BYTES as u64);
+    let elapsed = timed_threads(THREADS, records, |share| {
+        for _ in 0..share {
+            let offset = next_offset.fetch_add(record.len() as u64, Ordering::Relaxed);
+            file.write_all_at(&record, offset).expect("pwrite");
+            file.sync_data().expect("fdatasync");
+        }
+    });
+    assert!(
+        next_offset.into_inner() <= SMALL_CAPACITY_BYTES,
+        "the file held the run"
+    );
+    elapsed
+}

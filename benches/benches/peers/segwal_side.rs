@@ -1,0 +1,393 @@
+//! segwal's side of each workload, through the public API of `segwal-std`:
+//! the log (`Wal`, `SharedWal`) and the single-segment `Writer`/`Reader`.
+//!
+//! The log's segments are as large as the workload's preallocated space
+//! (one segment holds the run, as the raw baseline's one file does), with
+//! `Durability::Sync` where each append must be durable and `Manual` plus
+//! one `sync` where it need not. W3 gives the log a 64 KiB write-behind
+//! buffer (`write_buffer_bytes`; the raw baseline's chunk, and what seglog
+//! and okaywal do with their 16 KiB buffers): unsynced appends then reach
+//! the file when it fills, not one `pwritev` each. W3 also runs the default
+//! 64 MiB segments, which rotate inside the measured span (the next
+//! segment prepared in the background, as by default).
+
+use std::fs;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use segwal::{Durability, Lsn, ReadHint, WalTailState};
+use segwal_benches::payload;
+use segwal_std::{FlushedOffset, Reader, SharedWal, Wal, WalOptions, Writer};
+
+use crate::{
+    APPEND_LEN_BYTES, BUILD_BATCH_RECORDS, GROUP_RECORDS, READ_CAPACITY_BYTES,
+    SMALL_CAPACITY_BYTES, THREADS, buffered_capacity_bytes, index_of, indexed_payload,
+    timed_threads,
+};
+
+/// Write-behind buffer of the log in W3.
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Options of a log with segments of `segment_size_bytes`.
+fn options(segment_size_bytes: u64, durability: Durability) -> WalOptions {
+    WalOptions {
+        segment_size_bytes,
+        durability,
+        ..WalOptions::default()
+    }
+}
+
+/// Options of W3's log: `Manual` durability, a 64 KiB write buffer.
+fn buffered_options(segment_size_bytes: u64) -> WalOptions {
+    WalOptions {
+        write_buffer_bytes: WRITE_BUFFER_BYTES,
+        ..options(segment_size_bytes, Durability::Manual)
+    }
+}
+
+/// A fresh log in `dir` with one durable record in it.
+fn warm_wal(dir: &Path, options: &WalOptions) -> Wal {
+    let mut wal = Wal::open_with(dir.join("wal"), options).expect("open log");
+    wal.append(&payload(APPEND_LEN_BYTES))
+        .expect("warm-up append");
+    wal.sync().expect("warm-up sync");
+    wal
+}
+
+/// A fresh segment file in `dir` of `size_bytes` with one synced record.
+fn warm_writer(dir: &Path, size_bytes: u64) -> Writer {
+    let mut writer = Writer::create(dir.join("segment"), size_bytes, 0).expect("create segment");
+    writer
+        .append(&payload(APPEND_LEN_BYTES))
+        .expect("warm-up append");
+    writer.sync().expect("warm-up sync");
+    writer
+}
+
+/// Records in `wal`, warm-up included.
+fn record_count(wal: &Wal) -> u64 {
+    wal.next_lsn().0 - wal.first_lsn().0
+}
+
+/// W1 with the log: `Wal::append` with `Durability::Sync`.
+pub(crate) fn wal_durable(dir: &Path, records: u64) -> Duration {
+    let mut wal = warm_wal(dir, &options(SMALL_CAPACITY_BYTES, Durability::Sync));
+    let record = payload(APPEND_LEN_BYTES);
+    let start = Instant::now();
+    for _ in 0..records {
+        black_box(wal.append(&record).expect("append"));
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(record_count(&wal), records + 1, "every record in");
+    elapsed
+}
+
+/// W1 with one segment: `Writer::append`, then `Writer::sync`.
+pub(crate) fn writer_durable(dir: &Path, records: u64) -> Duration {
+    let mut writer = warm_writer(dir, SMALL_CAPACITY_BYTES);
+    let record = payload(APPEND_LEN_BYTES);
+    let start = Instant::now();
+    for _ in 0..records {
+        black_box(writer.append(&record).expect("append"));
+        writer.sync().expect("sync");
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(writer.record_count(), records + 1, "every record in");
+    elapsed
+}
+
+/// W2 with the log: `Wal::append_batch` of 64 records, `Durability::Sync`.
+pub(crate) fn wal_groups(dir: &Path, groups: u64) -> Duration {
+    let mut wal = warm_wal(dir, &options(SMALL_CAPACITY_BYTES, Durability::Sync));
+    let record = payload(APPEND_LEN_BYTES);
+    let batch: Vec<&[u8]> = vec![record.as_slice(); GROUP_RECORDS];
+    let start = Instant::now();
+    for _ in 0..groups {
+        black_box(wal.append_batch(&batch).expect("append_batch"));
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(
+        record_count(&wal),
+        groups * GROUP_RECORDS as u64 + 1,
+        "every record in"
+    );
+    elapsed
+}
+
+/// W2 with one segment: `Writer::append_batch`, then `Writer::sync`.
+pub(crate) fn writer_groups(dir: &Path, groups: u64) -> Duration {
+    let mut writer = warm_writer(dir, SMALL_CAPACITY_BYTES);
+    let record = payload(APPEND_LEN_BYTES);
+    let batch: Vec<&[u8]> = vec![record.as_slice(); GROUP_RECORDS];
+    let start = Instant::now();
+    for _ in 0..groups {
+        black_box(writer.append_batch(&batch).expect("append_batch"));
+        writer.sync().expect("sync");
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(
+        writer.record_count(),
+        groups * GROUP_RECORDS as u64 + 1,
+        "every record in"
+    );
+    elapsed
+}
+
+/// `records` appends to `wal` (`Durability::Manual`) and one sync.
+fn buffered_appends(mut wal: Wal, records: u64) -> Duration {
+    let record = payload(APPEND_LEN_BYTES);
+    let start = Instant::now();
+    for _ in 0..records {
+        black_box(wal.append(&record).expect("append"));
+    }
+    wal.sync().expect("sync");
+    let elapsed = start.elapsed();
+    assert_eq!(record_count(&wal), records + 1, "every record in");
+    elapsed
+}
+
+/// W3 with the log in one segment that holds the run.
+pub(crate) fn wal_buffered(dir: &Path, records: u64) -> Duration {
+    let size_bytes = buffered_capacity_bytes(records);
+    buffered_appends(
+        warm_wal(dir, &options(size_bytes, Durability::Manual)),
+        records,
+    )
+}
+
+/// W3 with the log's default 64 MiB segments: rotations are measured.
+pub(crate) fn wal_buffered_default_segments(dir: &Path, records: u64) -> Duration {
+    let default_size_bytes = WalOptions::default().segment_size_bytes;
+    buffered_appends(
+        warm_wal(dir, &buffered_options(default_size_bytes)),
+        records,
+    )
+}
+
+/// W3 with one segment: `Writer::append`s and one `Writer::sync` (the
+/// single-segment writer has no write buffer: one `pwritev` per append).
+pub(crate) fn writer_buffered(dir: &Path, records: u64) -> Duration {
+    let mut writer = warm_writer(dir, buffered_capacity_bytes(records));
+    let record = payload(APPEND_LEN_BYTES);
+    let start = Instant::now();
+    for _ in 0..records {
+        black_box(writer.append(&record).expect("append"));
+    }
+    writer.sync().expect("sync");
+    let elapsed = start.elapsed();
+    assert_eq!(writer.record_count(), records + 1, "every record in");
+    elapsed
+}
+
+/// Appends `records` indexed records to `wal` in batches, syncs, and
+/// returns their LSNs.
+fn append_indexed(wal: &mut Wal, records: u64) -> Vec<Lsn> {
+    let mut lsns = Vec::with_capacity(usize::try_from(records).expect("fits memory"));
+    let mut index = 0u64;
+    while index < records {
+        let count = (BUILD_BATCH_RECORDS as u64).min(records - index);
+        let batch: Vec<Vec<u8>> = (index..index + count).map(indexed_payload).collect();
+        let slices: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        let range = wal.append_batch(&slices).expect("append_batch");
+        lsns.extend((range.start.0..range.end.0).map(Lsn));
+        index += count;
+    }
+    wal.sync().expect("sync");
+    lsns
+}
+
+/// Builds a cleanly closed log of `records` indexed records in `dir`
+/// (default options, `Manual` durability, batches of 1,000).
+pub(crate) fn build_log(dir: &Path, records: u64) {
+    let options = WalOptions {
+        durability: Durability::Manual,
+        ..WalOptions::default()
+    };
+    let mut wal = Wal::open_with(dir, &options).expect("create log");
+    append_indexed(&mut wal, records);
+    wal.close().expect("close");
+}
+
+/// W4 and W5 with the log: a log in one segment, reopened, read by LSN.
+pub(crate) struct WalReads {
+    wal: Wal,
+    lsns: Vec<Lsn>,
+    buffer: Vec<u8>,
+}
+
+impl WalReads {
+    /// Builds the log in `dir`, closes it and opens it again.
+    pub(crate) fn build(dir: &Path, records: u64) -> Self {
+        let mut wal = Wal::open_with(dir, &options(READ_CAPACITY_BYTES, Durability::Manual))
+            .expect("create log");
+        let lsns = append_indexed(&mut wal, records);
+        wal.close().expect("close");
+        let wal = Wal::open(dir).expect("reopen log");
+        assert_eq!(record_count(&wal), records, "every record back");
+        WalReads {
+            wal,
+            lsns,
+            buffer: Vec::with_capacity(4096),
+        }
+    }
+
+    /// W4: `Wal::read_into` one reused buffer, in `order`.
+    pub(crate) fn random_reads(&mut self, order: &[usize]) -> Duration {
+        let start = Instant::now();
+        for &index in order {
+            self.wal
+                .read_into(self.lsns[index], &mut self.buffer)
+                .expect("read_into");
+            assert_eq!(index_of(&self.buffer), index as u64, "the right record");
+        }
+        start.elapsed()
+    }
+
+    /// W5: `Wal::iter` over every record (each payload copied out into a
+    /// `Vec`, as the iterator yields them).
+    pub(crate) fn scan(&mut self) -> Duration {
+        let start = Instant::now();
+        let mut expected = 0u64;
+        for entry in self.wal.iter() {
+            let (_, record) = entry.expect("iter");
+            assert_eq!(index_of(&record), expected, "records in order");
+            expected += 1;
+        }
+        let elapsed = start.elapsed();
+        assert_eq!(expected, self.lsns.len() as u64, "every record scanned");
+        elapsed
+    }
+}
+
+/// W4 and W5 with one segment: a `Reader` following the writer's flushed
+/// offset.
+pub(crate) struct SegmentReads {
+    reader: Reader,
+    offsets: Vec<u64>,
+    records_start: u64,
+    records_end: u64,
+}
+
+impl SegmentReads {
+    /// Writes the records into a fresh segment at `path` and syncs.
+    pub(crate) fn build(path: &Path, records: u64) -> Self {
+        let mut writer = Writer::create(path, READ_CAPACITY_BYTES, 0).expect("create segment");
+        let offsets: Vec<u64> = (0..records)
+            .map(|index| {
+                writer
+                    .append(&indexed_payload(index))
+                    .expect("append")
+                    .offset
+            })
+            .collect();
+        writer.sync().expect("sync");
+        let flushed: FlushedOffset = writer.flushed_offset();
+        let (records_start, records_end) = (writer.records_start(), writer.written_offset());
+        drop(writer);
+        let reader = Reader::open(path, Some(flushed)).expect("open reader");
+        SegmentReads {
+            reader,
+            offsets,
+            records_start,
+            records_end,
+        }
+    }
+
+    /// W4: `Reader::read_record` with `ReadHint::Random` (zero-copy), in
+    /// `order`.
+    pub(crate) fn random_reads(&mut self, order: &[usize]) -> Duration {
+        let start = Instant::now();
+        for &index in order {
+            let record = self
+                .reader
+                .read_record(self.offsets[index], ReadHint::Random)
+                .expect("read_record");
+            assert_eq!(index_of(&record.payload), index as u64, "the right record");
+        }
+        start.elapsed()
+    }
+
+    /// W5: `Reader::read_record` with `ReadHint::Sequential` from the first
+    /// record to the last, zero-copy.
+    pub(crate) fn scan(&mut self) -> Duration {
+        let start = Instant::now();
+        let mut position = self.records_start;
+        let mut expected = 0u64;
+        while position < self.records_end {
+            let record = self
+                .reader
+                .read_record(position, ReadHint::Sequential)
+                .expect("read_record");
+            assert_eq!(index_of(&record.payload), expected, "records in order");
+            position = record.next_offset;
+            expected += 1;
+        }
+        let elapsed = start.elapsed();
+        assert_eq!(expected, self.offsets.len() as u64, "every record scanned");
+        elapsed
+    }
+}
+
+/// W6: `Wal::open` of the cleanly closed log in `dir`; the drop (which
+/// finds the clean-close marker in place and writes nothing) is not timed.
+pub(crate) fn open(dir: &Path, records: u64) -> Duration {
+    let start = Instant::now();
+    let wal = Wal::open(dir).expect("open log");
+    let elapsed = start.elapsed();
+    assert_eq!(record_count(&wal), records, "every record found");
+    assert_eq!(wal.tail_state(), WalTailState::Clean, "closed cleanly");
+    elapsed
+}
+
+/// The cleanly closed log of `records` records that `wal.rs` keeps under
+/// the target directory: reused when it opens with that many records,
+/// else built.
+pub(crate) fn kept_log(records: u64) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("wal-bench")
+        .join(format!("log-{records}x{}B", crate::BUILT_LEN_BYTES));
+    if dir.exists() {
+        let wal = Wal::open(&dir).expect("open the kept log");
+        let found = record_count(&wal);
+        let clean = wal.tail_state() == WalTailState::Clean;
+        drop(wal);
+        if found == records && clean {
+            eprintln!("W6: log of {records} records reused from {}", dir.display());
+            return dir;
+        }
+        eprintln!("W6: {} holds {found} records: rebuilding", dir.display());
+        fs::remove_dir_all(&dir).expect("remove the stale log");
+    }
+    let start = Instant::now();
+    build_log(&dir, records);
+    eprintln!(
+        "W6: log of {records} records built at {} in {:.1?}",
+        dir.display(),
+        start.elapsed()
+    );
+    dir
+}
+
+/// W7: `SharedWal::append` from 4 threads, each append durable when it
+/// returns (group commit).
+pub(crate) fn concurrent(dir: &Path, records: u64) -> Duration {
+    let wal = SharedWal::open(
+        dir.join("wal"),
+        &options(SMALL_CAPACITY_BYTES, Durability::Sync),
+    )
+    .expect("open shared log");
+    let record = payload(APPEND_LEN_BYTES);
+    wal.append(&record).expect("warm-up append");
+    let elapsed = timed_threads(THREADS, records, |share| {
+        for _ in 0..share {
+            black_box(wal.append(&record).expect("shared append"));
+        }
+    });
+    assert_eq!(
+        wal.next_lsn().0 - wal.first_lsn().0,
+        records + 1,
+        "every record in"
+    );
+    elapsed
+}
