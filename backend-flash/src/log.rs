@@ -12,7 +12,7 @@ use core::ops::Range;
 
 use embedded_storage::nor_flash::NorFlash;
 use segwal::format::record_extent_bytes;
-use segwal::{Error, Lsn, Wal, WalConfig};
+use segwal::{AppendRecord, Error, Lsn, Wal, WalConfig};
 
 use crate::error::FlashError;
 use crate::ring::{FlashRing, RingMode};
@@ -174,5 +174,17 @@ impl<F: NorFlash, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             }
             _ => Err(Error::Device(FlashError::NoSpace)),
         }
+    }
+}
+
+/// A [`RecordWriter`](segwal::RecordWriter) over a flash log commits with
+/// the log's full-region policy ([`FlashLog::append`]).
+impl<F: NorFlash, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize> AppendRecord
+    for FlashLog<F, B, MAX_SEGMENTS>
+{
+    type Error = FlashLogError<F>;
+
+    fn append_record(&mut self, payload: &[u8]) -> Result<Lsn, Self::Error> {
+        self.append(payload)
     }
 }

@@ -23,6 +23,7 @@ mod error;
 pub mod format;
 pub mod read_plan;
 mod reader;
+mod record_io;
 pub mod recovery;
 mod segment;
 mod store;
@@ -36,6 +37,7 @@ pub use error::{ChainDefect, ConfigError, Corruption, Error};
 pub use format::{HeaderDefect, RecordDefect, SegmentHeader};
 pub use read_plan::{RANDOM_READ_BYTES, ReadHint, SEQUENTIAL_WINDOW_BYTES};
 pub use reader::{Payload, Record, SegmentCursor, SegmentReader};
+pub use record_io::{AppendRecord, RecordIoError, RecordReader, RecordWriter};
 pub use recovery::{RecoveryMode, SCAN_SCRATCH_MIN_BYTES, ScanReport, TailClass, TailState};
 pub use segment::{
     Appended, BATCH_RECORDS_PER_WRITE, Recovered, SegmentAppender, SegmentConfig, SegmentIdentity,
