@@ -12,8 +12,9 @@
 //!   enough to run openraft's storage test suite and a small cluster.
 //! - [`network`]: openraft's network over TCP (a length-prefixed postcard
 //!   protocol on tokio streams).
-//! - [`cluster`]: nodes and a local cluster over loopback, shared by the
-//!   `raft-kv` example and the tests.
+//! - [`cluster`]: nodes and a local cluster over loopback; [`failover`]:
+//!   the scenario the `raft-kv` example shows and the failover test checks
+//!   (`cargo run -p segwal-raft --example raft-kv`).
 //!
 //! Async lives here only: segwal itself stays synchronous, and the store
 //! runs its blocking calls on tokio's blocking pool.
@@ -24,13 +25,17 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod cluster;
 mod codec;
 mod error;
+pub mod failover;
 mod kv;
 mod log_store;
 mod mapping;
 mod meta;
+pub mod network;
 
+pub use cluster::{ClusterError, KvNode, LocalCluster, NodeOptions};
 pub use error::{Error, Result};
 pub use kv::{KvLogId, KvStateMachine, Request, Response, SNAPSHOT_FILE_NAME, TypeConfig};
 pub use log_store::{LOG_DIR_NAME, READ_BATCH_BYTES_MAX, SegwalLogReader, SegwalLogStore};

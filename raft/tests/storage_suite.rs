@@ -36,6 +36,8 @@ impl StoreBuilder<TypeConfig, SegwalLogStore<TypeConfig>, KvStateMachine, TempDi
 }
 
 #[test]
-fn openraft_storage_suite_passes() -> Result<(), StorageError<u64>> {
-    Suite::test_all(Builder)
+fn openraft_storage_suite_passes() {
+    if let Err(e) = Suite::test_all(Builder) {
+        panic!("openraft's storage suite failed: {e}");
+    }
 }
