@@ -31,6 +31,8 @@ mod wal;
 #[cfg(feature = "alloc")]
 mod wal_index;
 
+#[cfg(feature = "hw-crc")]
+pub use checksum::use_accelerated;
 pub use checksum::{ChecksumKind, Hasher};
 pub use device::{BlockDevice, Error as DeviceError, ErrorKind, ErrorType, Geometry, check_range};
 pub use error::{ChainDefect, ConfigError, Corruption, Error};
