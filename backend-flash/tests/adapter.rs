@@ -9,13 +9,12 @@ mod support;
 
 use segwal::{BlockDevice, DeviceError, ErrorKind};
 use segwal_flash::{FlashConfigError, FlashError, NorFlashDevice};
-use segwal_ram::{FaultPlan, RamDevice};
-use support::RamNorFlash;
+use segwal_ram::{FaultPlan, RamDevice, RamNorError, RamNorFlash};
 
 fn strict_flash<const W: usize>(seed: u64) -> RamNorFlash<W, 4096> {
     let device = RamDevice::nor_flash(4 * 4096, W as u32, 4096);
     device.set_fault_plan(FaultPlan::new(seed).strict(true));
-    RamNorFlash { device }
+    RamNorFlash::from_device(device)
 }
 
 /// A small deterministic generator: the split points of one seed.
@@ -28,7 +27,7 @@ fn next(state: &mut u64) -> u64 {
 
 fn split_writes<const W: usize>(seed: u64) {
     let flash = strict_flash::<W>(seed);
-    let ram = flash.device.clone();
+    let ram = flash.device().clone();
     let mut device = NorFlashDevice::new(flash, 4096, 2 * 4096).unwrap();
     device.erase(0, 2 * 4096).unwrap();
     let mut state = seed;
@@ -91,7 +90,7 @@ fn bad_regions_and_words_are_refused_at_construction() {
     );
     let device = RamDevice::nor_flash(4 * 4096, 512, 4096);
     assert_eq!(
-        NorFlashDevice::new(RamNorFlash::<512, 4096> { device }, 0, 4096).unwrap_err(),
+        NorFlashDevice::new(RamNorFlash::<512, 4096>::from_device(device), 0, 4096).unwrap_err(),
         FlashConfigError::WordTooLarge {
             write_size_bytes: 512
         }
@@ -120,14 +119,14 @@ fn bad_requests_are_typed_errors() {
     // A driver error keeps its kind.
     device
         .flash()
-        .device
+        .device()
         .set_fault_plan(FaultPlan::new(3).io_error_on_write(0));
     device.erase(0, 4096).unwrap();
     let error = device.write(0, &[b"abcd"]).unwrap_err();
     assert!(matches!(error, FlashError::Flash(_)));
     assert_eq!(error.kind(), ErrorKind::Io);
     assert_eq!(
-        FlashError::<support::RamNorError>::NoSpace.kind(),
+        FlashError::<RamNorError>::NoSpace.kind(),
         ErrorKind::NoSpace
     );
 }

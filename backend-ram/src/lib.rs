@@ -71,6 +71,13 @@
 //! # Ok::<(), segwal_ram::RamError>(())
 //! ```
 //!
+//! # NOR flash drivers
+//!
+//! With the `nor-flash` feature, `RamNorFlash` is an `embedded-storage`
+//! `NorFlash` driver over a NOR-geometry [`RamDevice`], so code written for
+//! a flash chip runs on the fault-injecting device (its documentation says
+//! what a power cut leaves on NOR flash).
+//!
 //! # Example
 //!
 //! ```
@@ -99,6 +106,8 @@ mod device;
 mod error;
 mod fault;
 mod injector;
+#[cfg(feature = "nor-flash")]
+mod nor;
 mod op;
 mod rng;
 mod state;
@@ -109,6 +118,8 @@ pub use crash::{ARRANGEMENTS_PENDING_MAX, CrashModel, SUBSETS_PENDING_MAX, Survi
 pub use device::RamDevice;
 pub use error::{Operation, RamError};
 pub use fault::{FaultPlan, TornFill, seed_from_env};
+#[cfg(feature = "nor-flash")]
+pub use nor::{RamNorError, RamNorFlash};
 pub use stats::{FaultStats, Stats};
 pub use store::{RamSegment, RamStore};
 

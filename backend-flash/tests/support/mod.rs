@@ -1,76 +1,19 @@
-//! Test support: a `NorFlash` driver over `segwal_ram::RamDevice`, so the
-//! flash backend runs on the fault-injecting NOR device (AND-writes,
-//! write-once words in strict mode, torn words and erases at power cuts).
+//! Test support: the flash backend over `segwal_ram::RamNorFlash`, a
+//! `NorFlash` driver on the fault-injecting NOR device (AND-writes,
+//! write-once words in strict mode, torn words and erases at power cuts),
+//! and the workload and checks the tests share.
 
 #![allow(dead_code, clippy::cast_possible_truncation)]
 
-use embedded_storage::nor_flash::{
-    ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
-};
-use segwal::{BlockDevice, DeviceError, ErrorKind, Lsn, WalConfig};
+use segwal::{Lsn, WalConfig};
 use segwal_flash::{FlashLog, FlashRing, RingConfig, RingMode};
-use segwal_ram::{FaultPlan, RamDevice, RamError};
+use segwal_ram::RamNorFlash;
+use segwal_ram::{FaultPlan, RamDevice};
 
 /// Bytes per flash word in these tests.
 pub const WORD_BYTES: usize = 4;
 /// Bytes per erase block.
 pub const BLOCK_BYTES: usize = 4096;
-
-/// A `NorFlash` over a [`RamDevice`] built with `RamDevice::nor_flash`.
-/// Clones of the device share its bytes, so a test keeps one to inspect.
-#[derive(Debug, Clone)]
-pub struct RamNorFlash<const WRITE: usize, const ERASE: usize> {
-    pub device: RamDevice,
-}
-
-/// The driver's error: the RAM device's, with its kind mapped.
-#[derive(Debug, Clone, Copy)]
-pub struct RamNorError(pub RamError);
-
-impl NorFlashError for RamNorError {
-    fn kind(&self) -> NorFlashErrorKind {
-        match self.0.kind() {
-            ErrorKind::OutOfBounds => NorFlashErrorKind::OutOfBounds,
-            ErrorKind::Misaligned => NorFlashErrorKind::NotAligned,
-            _ => NorFlashErrorKind::Other,
-        }
-    }
-}
-
-impl<const WRITE: usize, const ERASE: usize> ErrorType for RamNorFlash<WRITE, ERASE> {
-    type Error = RamNorError;
-}
-
-impl<const WRITE: usize, const ERASE: usize> ReadNorFlash for RamNorFlash<WRITE, ERASE> {
-    const READ_SIZE: usize = 1;
-
-    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
-        self.device
-            .read(u64::from(offset), bytes)
-            .map_err(RamNorError)
-    }
-
-    fn capacity(&self) -> usize {
-        self.device.geometry().capacity_bytes as usize
-    }
-}
-
-impl<const WRITE: usize, const ERASE: usize> NorFlash for RamNorFlash<WRITE, ERASE> {
-    const WRITE_SIZE: usize = WRITE;
-    const ERASE_SIZE: usize = ERASE;
-
-    fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
-        self.device
-            .erase(u64::from(from), u64::from(to - from))
-            .map_err(RamNorError)
-    }
-
-    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
-        self.device
-            .write(u64::from(offset), &[bytes])
-            .map_err(RamNorError)
-    }
-}
 
 /// The flash of most tests: 4-byte words, 4 KiB erase blocks.
 pub type Flash = RamNorFlash<WORD_BYTES, BLOCK_BYTES>;
@@ -96,13 +39,7 @@ pub fn ring(device: &RamDevice, slots: u32, mode: RingMode) -> FlashRing<Flash> 
         mode,
         salt_seed: 0x5EED_F1A5,
     };
-    FlashRing::new(
-        Flash {
-            device: device.clone(),
-        },
-        config,
-    )
-    .expect("valid ring")
+    FlashRing::new(Flash::from_device(device.clone()), config).expect("valid ring")
 }
 
 /// The log configuration of the tests: one-block segments, synced appends.
