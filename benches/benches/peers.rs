@@ -103,6 +103,8 @@ struct Scale {
     name: &'static str,
     /// Rounds per workload.
     rounds: usize,
+    /// Slices of each round of W1, W2 and W7 (see `rounds::Side::sliced`).
+    slices: u64,
     /// W1 records per run.
     durable_records: u64,
     /// W2 groups of 64 per run.
@@ -124,6 +126,7 @@ struct Scale {
 const FULL: Scale = Scale {
     name: "full",
     rounds: 5,
+    slices: 10,
     durable_records: 1000,
     group_count: 200,
     buffered_records: 1_000_000,
@@ -138,6 +141,7 @@ const FULL: Scale = Scale {
 const QUICK: Scale = Scale {
     name: "quick",
     rounds: 3,
+    slices: 5,
     durable_records: 300,
     group_count: 60,
     buffered_records: 200_000,
@@ -224,26 +228,35 @@ fn measure(id: &'static str, rounds: usize, sides: &mut [Side<'_>]) -> Vec<repor
         .collect()
 }
 
+/// The raw W1 variant on a fallocated file, shown for information.
+const RAW_FALLOCATED: &str = "raw pwrite+fdatasync, fallocated file";
+
 fn w1_durable(scale: &Scale) -> WorkloadReport {
-    let records = scale.durable_records;
+    let (records, slices) = (scale.durable_records, scale.slices);
     let mut sides = vec![
-        Side::run("raw pwrite+fdatasync", || {
-            raw::durable(fresh_dir().path(), records)
+        Side::sliced("raw pwrite+fdatasync", records, slices, || {
+            raw::SyncedWrites::new(1)
         }),
-        Side::run("segwal Wal (Sync)", || {
-            segwal_side::wal_durable(fresh_dir().path(), records)
+        Side::sliced("segwal Wal (Sync)", records, slices, || {
+            segwal_side::WalAppends::new(1)
         }),
-        Side::run("segwal Writer (append+sync)", || {
-            segwal_side::writer_durable(fresh_dir().path(), records)
+        Side::sliced("segwal Writer (append+sync)", records, slices, || {
+            segwal_side::WriterAppends::new(1)
         }),
-        Side::run("seglog (append+commit)", || {
-            seglog_side::durable(fresh_dir().path(), records)
+        Side::sliced("seglog (append+commit)", records, slices, || {
+            seglog_side::Appends::new(1)
         }),
-        Side::run("walogs (append)", || {
-            walogs_side::durable(fresh_dir().path(), records)
+        Side::sliced(
+            "walogs (append)",
+            records,
+            slices,
+            walogs_side::Appends::new,
+        ),
+        Side::sliced("okaywal (entry+commit)", records, slices, || {
+            okaywal_side::Entries::new(1, 1)
         }),
-        Side::run("okaywal (entry+commit)", || {
-            okaywal_side::durable(fresh_dir().path(), records)
+        Side::sliced(RAW_FALLOCATED, records, slices, || {
+            raw::SyncedWrites::new_fallocated(1)
         }),
     ];
     let measured = measure("W1", scale.rounds, &mut sides);
@@ -256,33 +269,33 @@ fn w1_durable(scale: &Scale) -> WorkloadReport {
             items: records,
             item: "record",
         },
-        rows: roles(measured, &[]),
+        rows: roles(measured, &[RAW_FALLOCATED]),
         target: report::Target::OfRaw(0.9),
     }
 }
 
 fn w2_groups(scale: &Scale) -> WorkloadReport {
-    let groups = scale.group_count;
+    let (groups, slices) = (scale.group_count, scale.slices);
     let records = groups * GROUP_RECORDS as u64;
     let mut sides = vec![
-        Side::run("raw pwrite 8 KiB+fdatasync", || {
-            raw::groups(fresh_dir().path(), groups)
+        Side::sliced("raw pwrite 8 KiB+fdatasync", groups, slices, || {
+            raw::SyncedWrites::new(GROUP_RECORDS)
         }),
-        Side::run("segwal Wal append_batch (Sync)", || {
-            segwal_side::wal_groups(fresh_dir().path(), groups)
+        Side::sliced("segwal Wal append_batch (Sync)", groups, slices, || {
+            segwal_side::WalAppends::new(GROUP_RECORDS)
         }),
-        Side::run("segwal Writer append_batch+sync", || {
-            segwal_side::writer_groups(fresh_dir().path(), groups)
+        Side::sliced("segwal Writer append_batch+sync", groups, slices, || {
+            segwal_side::WriterAppends::new(GROUP_RECORDS)
         }),
-        Side::run("seglog append_batch", || {
-            seglog_side::groups(fresh_dir().path(), groups)
+        Side::sliced("seglog append_batch", groups, slices, || {
+            seglog_side::Appends::new(GROUP_RECORDS)
         }),
         Side::not_applicable(
             "walogs",
             "no batch and no manual sync: every append fdatasyncs (that is W1)",
         ),
-        Side::run("okaywal entry of 64 chunks", || {
-            okaywal_side::groups(fresh_dir().path(), groups)
+        Side::sliced("okaywal entry of 64 chunks", groups, slices, || {
+            okaywal_side::Entries::new(GROUP_RECORDS, 1)
         }),
     ];
     let measured = measure("W2", scale.rounds, &mut sides);
@@ -466,18 +479,24 @@ fn w6_open(scale: &Scale) -> WorkloadReport {
 }
 
 fn w7_concurrent(scale: &Scale) -> WorkloadReport {
-    let records = scale.concurrent_records;
+    let (records, slices) = (scale.concurrent_records, scale.slices);
     let mut sides = vec![
-        Side::run("raw 4 threads pwrite+fdatasync", || {
-            raw::concurrent(fresh_dir().path(), records)
-        }),
-        Side::run("segwal SharedWal", || {
-            segwal_side::concurrent(fresh_dir().path(), records)
-        }),
+        Side::sliced(
+            "raw 4 threads pwrite+fdatasync",
+            records,
+            slices,
+            raw::ThreadWrites::new,
+        ),
+        Side::sliced(
+            "segwal SharedWal",
+            records,
+            slices,
+            segwal_side::SharedAppends::new,
+        ),
         Side::not_applicable("seglog", "one writer (`&mut self`), no group commit"),
         Side::not_applicable("walogs", "one writer (`&mut self`), no group commit"),
-        Side::run("okaywal (its own group commit)", || {
-            okaywal_side::concurrent(fresh_dir().path(), records)
+        Side::sliced("okaywal (its own group commit)", records, slices, || {
+            okaywal_side::Entries::new(1, THREADS)
         }),
     ];
     let measured = measure("W7", scale.rounds, &mut sides);

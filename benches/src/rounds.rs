@@ -7,6 +7,14 @@
 //! whichever side happened to run then; moving the start keeps any side
 //! from always following the same neighbour (whose dirty pages it could
 //! otherwise inherit).
+//!
+//! A side whose run is a count of like items (durable appends) can be
+//! *sliced*: every sliced side of the round is set up first, then each
+//! runs a tenth (say) of its items in turn, ten times over, and its round
+//! is the sum of its slices. On a disk whose `fdatasync` latency moves
+//! between regimes for seconds at a time (another process's writeback),
+//! every side then sees every regime, instead of one side drawing a slow
+//! stretch for its whole run.
 
 use std::time::Duration;
 
@@ -20,11 +28,31 @@ pub struct Side<'a> {
     pub kind: SideKind<'a>,
 }
 
+/// A run in progress of a sliced side: set up when it was made, cleaned up
+/// when dropped (neither timed).
+pub trait Slices {
+    /// Runs `items` more items and returns their wall time.
+    fn run(&mut self, items: u64) -> Duration;
+}
+
+/// Makes a fresh run of a sliced side.
+pub type SlicesFactory<'a> = Box<dyn FnMut() -> Box<dyn Slices + 'a> + 'a>;
+
 /// What a [`Side`] does.
 pub enum SideKind<'a> {
     /// Runs once and returns the measured wall time (set-up and clean-up
     /// are not in it).
     Run(Box<dyn FnMut() -> Duration + 'a>),
+    /// Runs `items` items per round in `slices` slices, interleaved with
+    /// the other sliced sides.
+    Sliced {
+        /// Items of one round.
+        items: u64,
+        /// Slices of one round.
+        slices: u64,
+        /// Sets up a fresh run.
+        start: SlicesFactory<'a>,
+    },
     /// The library cannot do the workload, and why.
     NotApplicable(&'static str),
 }
@@ -35,6 +63,32 @@ impl<'a> Side<'a> {
         Side {
             name,
             kind: SideKind::Run(Box::new(run)),
+        }
+    }
+
+    /// A side that runs `items` items per round in `slices` slices, on a
+    /// fresh run from `start` each round.
+    ///
+    /// # Panics
+    ///
+    /// When `slices` is 0 or above `items`.
+    pub fn sliced<S: Slices + 'a>(
+        name: &'static str,
+        items: u64,
+        slices: u64,
+        mut start: impl FnMut() -> S + 'a,
+    ) -> Self {
+        assert!(
+            slices > 0 && slices <= items,
+            "every slice runs at least one item"
+        );
+        Side {
+            name,
+            kind: SideKind::Sliced {
+                items,
+                slices,
+                start: Box::new(move || Box::new(start()) as Box<dyn Slices + 'a>),
+            },
         }
     }
 
@@ -76,10 +130,17 @@ impl Outcome {
     }
 }
 
+/// Items of slice `index` of `slices` over `items`: equal shares, the
+/// first `items % slices` slices one more.
+fn slice_items(items: u64, slices: u64, index: u64) -> u64 {
+    items / slices + u64::from(index < items % slices)
+}
+
 /// Runs `rounds` rounds over `sides`: in round `r` the sides run in order
-/// starting from side `r % sides.len()`. `after_each` is called with the
-/// side's name and time after every run (progress output). Returns one
-/// outcome per side, in the order of `sides`.
+/// starting from side `r % sides.len()`, whole runs first, then the slices
+/// of the sliced sides in turn. `after_each` is called with the side's name
+/// and time after every round of it (progress output). Returns one outcome
+/// per side, in the order of `sides`.
 ///
 /// # Panics
 ///
@@ -93,13 +154,26 @@ pub fn run_rounds(
     let mut measured: Vec<Vec<Duration>> = sides.iter().map(|_| Vec::new()).collect();
     let count = sides.len();
     for round in 0..rounds {
-        for step in 0..count {
-            let index = (round + step) % count;
+        let order: Vec<usize> = (0..count).map(|step| (round + step) % count).collect();
+        let mut live: Vec<Option<Box<dyn Slices + '_>>> = sides.iter().map(|_| None).collect();
+        for &index in &order {
             let side = &mut sides[index];
-            if let SideKind::Run(run) = &mut side.kind {
-                let elapsed = run();
-                after_each(side.name, elapsed);
-                measured[index].push(elapsed);
+            match &mut side.kind {
+                SideKind::Run(run) => {
+                    let elapsed = run();
+                    after_each(side.name, elapsed);
+                    measured[index].push(elapsed);
+                }
+                SideKind::Sliced { start, .. } => live[index] = Some(start()),
+                SideKind::NotApplicable(_) => {}
+            }
+        }
+        run_slices(sides, &order, &mut live, &mut measured);
+        for &index in &order {
+            // Dropping the run cleans it up, outside any timed span.
+            if live[index].take().is_some() {
+                let elapsed = *measured[index].last().expect("just measured");
+                after_each(sides[index].name, elapsed);
             }
         }
     }
@@ -107,10 +181,44 @@ pub fn run_rounds(
         .iter()
         .zip(measured)
         .map(|(side, durations)| match side.kind {
-            SideKind::Run(_) => Outcome::Measured(durations),
             SideKind::NotApplicable(reason) => Outcome::NotApplicable(reason),
+            _ => Outcome::Measured(durations),
         })
         .collect()
+}
+
+/// Runs the slices of the `live` runs in `order`, slice by slice, and
+/// pushes each side's total onto `measured`.
+fn run_slices(
+    sides: &[Side<'_>],
+    order: &[usize],
+    live: &mut [Option<Box<dyn Slices + '_>>],
+    measured: &mut [Vec<Duration>],
+) {
+    let plan = |index: usize| match sides[index].kind {
+        SideKind::Sliced { items, slices, .. } => Some((items, slices)),
+        _ => None,
+    };
+    let slices_max = order
+        .iter()
+        .filter_map(|&index| plan(index).map(|(_, slices)| slices))
+        .max()
+        .unwrap_or(0);
+    let mut totals = vec![Duration::ZERO; sides.len()];
+    for slice in 0..slices_max {
+        for &index in order {
+            if let (Some(run), Some((items, slices))) = (live[index].as_mut(), plan(index))
+                && slice < slices
+            {
+                totals[index] += run.run(slice_items(items, slices, slice));
+            }
+        }
+    }
+    for &index in order {
+        if live[index].is_some() {
+            measured[index].push(totals[index]);
+        }
+    }
 }
 
 /// The median of `durations` (the mean of the two middle ones for an even

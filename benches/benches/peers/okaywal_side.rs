@@ -24,10 +24,12 @@ use okaywal::{
     WriteAheadLog,
 };
 use segwal_benches::payload;
+use segwal_benches::rounds::Slices;
+use tempfile::TempDir;
 
 use crate::{
-    APPEND_LEN_BYTES, BUILD_BATCH_RECORDS, BUILT_LEN_BYTES, GROUP_RECORDS, READ_CAPACITY_BYTES,
-    SMALL_CAPACITY_BYTES, THREADS, buffered_capacity_bytes, index_of, indexed_payload,
+    APPEND_LEN_BYTES, BUILD_BATCH_RECORDS, BUILT_LEN_BYTES, READ_CAPACITY_BYTES,
+    SMALL_CAPACITY_BYTES, buffered_capacity_bytes, fresh_dir, index_of, indexed_payload,
     open_capacity_bytes, timed_threads,
 };
 
@@ -130,33 +132,72 @@ fn warm_log(dir: &Path, preallocate_bytes: u64) -> WriteAheadLog {
     wal
 }
 
-/// `entries` entries of `chunks` records each, each entry committed.
-fn entries(dir: &Path, preallocate_bytes: u64, entries: u64, chunks: u64) -> Duration {
-    let wal = warm_log(dir, preallocate_bytes);
-    let record = payload(APPEND_LEN_BYTES);
-    let start = Instant::now();
-    for _ in 0..entries {
-        commit_entry(&wal, &record, chunks);
+/// W1, W2 and W7: entries of `chunks_per_entry` records (one, or 64),
+/// each committed, from one thread or from 4 (okaywal lets one writer at
+/// a time have the file and shares each `fdatasync` among the commits
+/// waiting for it).
+pub(crate) struct Entries {
+    /// Shut down (not timed) when dropped.
+    wal: Option<WriteAheadLog>,
+    /// Dropped after `wal`.
+    _dir: TempDir,
+    record: Vec<u8>,
+    chunks_per_entry: u64,
+    threads: usize,
+}
+
+impl Entries {
+    /// A fresh log, warmed up, for `threads` threads.
+    pub(crate) fn new(chunks_per_entry: usize, threads: usize) -> Self {
+        let dir = fresh_dir();
+        Entries {
+            wal: Some(warm_log(dir.path(), SMALL_CAPACITY_BYTES)),
+            _dir: dir,
+            record: payload(APPEND_LEN_BYTES),
+            chunks_per_entry: chunks_per_entry as u64,
+            threads,
+        }
     }
-    let elapsed = start.elapsed();
-    wal.shutdown().expect("shutdown");
-    elapsed
 }
 
-/// W1: an entry of one record per durable append.
-pub(crate) fn durable(dir: &Path, records: u64) -> Duration {
-    entries(dir, SMALL_CAPACITY_BYTES, records, 1)
+impl Slices for Entries {
+    fn run(&mut self, entries: u64) -> Duration {
+        let wal = self.wal.as_ref().expect("open until dropped");
+        let (record, chunks) = (&self.record, self.chunks_per_entry);
+        if self.threads == 1 {
+            let start = Instant::now();
+            for _ in 0..entries {
+                commit_entry(wal, record, chunks);
+            }
+            start.elapsed()
+        } else {
+            timed_threads(self.threads, entries, |share| {
+                for _ in 0..share {
+                    commit_entry(wal, record, chunks);
+                }
+            })
+        }
+    }
 }
 
-/// W2: an entry of 64 records per group.
-pub(crate) fn groups(dir: &Path, groups: u64) -> Duration {
-    entries(dir, SMALL_CAPACITY_BYTES, groups, GROUP_RECORDS as u64)
+impl Drop for Entries {
+    fn drop(&mut self) {
+        if let Some(wal) = self.wal.take() {
+            wal.shutdown().expect("shutdown");
+        }
+    }
 }
 
 /// W3: one entry of every record, committed once at the end (okaywal's
 /// commit always syncs, so one entry is its only way to sync once).
 pub(crate) fn buffered(dir: &Path, records: u64) -> Duration {
-    entries(dir, buffered_capacity_bytes(records), 1, records)
+    let wal = warm_log(dir, buffered_capacity_bytes(records));
+    let record = payload(APPEND_LEN_BYTES);
+    let start = Instant::now();
+    commit_entry(&wal, &record, records);
+    let elapsed = start.elapsed();
+    wal.shutdown().expect("shutdown");
+    elapsed
 }
 
 /// Writes `records` indexed records in entries of 1,000 and returns their
@@ -260,19 +301,4 @@ impl OpenFixture {
         wal.shutdown().expect("shutdown");
         elapsed
     }
-}
-
-/// W7: 4 threads each committing one-record entries; okaywal lets one
-/// writer at a time have the file and shares each `fdatasync` among the
-/// commits waiting for it.
-pub(crate) fn concurrent(dir: &Path, records: u64) -> Duration {
-    let wal = warm_log(dir, SMALL_CAPACITY_BYTES);
-    let record = payload(APPEND_LEN_BYTES);
-    let elapsed = timed_threads(THREADS, records, |share| {
-        for _ in 0..share {
-            commit_entry(&wal, &record, 1);
-        }
-    });
-    wal.shutdown().expect("shutdown");
-    elapsed
 }

@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use segwal_benches::rounds::Slices;
 use segwal_benches::{create_zero_filled, payload, pread_chunks};
+use tempfile::TempDir;
 
 use crate::{
-    APPEND_LEN_BYTES, BUILT_LEN_BYTES, GROUP_RECORDS, SMALL_CAPACITY_BYTES, THREADS, index_of,
+    APPEND_LEN_BYTES, BUILT_LEN_BYTES, SMALL_CAPACITY_BYTES, THREADS, fresh_dir, index_of,
     indexed_payload, timed_threads,
 };
 
@@ -33,32 +35,72 @@ fn warm_file(dir: &Path, size_bytes: u64) -> File {
     file
 }
 
-/// `count` writes of `bytes` after the warm-up record, each followed by an
-/// `fdatasync`.
-fn synced_writes(dir: &Path, count: u64, bytes: &[u8]) -> Duration {
-    let file = warm_file(dir, SMALL_CAPACITY_BYTES);
-    let mut offset = APPEND_LEN_BYTES as u64;
-    assert!(
-        offset + count * bytes.len() as u64 <= SMALL_CAPACITY_BYTES,
-        "the file holds the run"
-    );
-    let start = Instant::now();
-    for _ in 0..count {
-        file.write_all_at(bytes, offset).expect("pwrite");
-        file.sync_data().expect("fdatasync");
-        offset += bytes.len() as u64;
+/// W1 and W2: one `pwrite` of `records_per_write` records (128 bytes, or
+/// 64 of them: 8 KiB), then `fdatasync`, at increasing offsets of a
+/// zero-filled file.
+pub(crate) struct SyncedWrites {
+    file: File,
+    /// Dropped after `file`.
+    _dir: TempDir,
+    bytes: Vec<u8>,
+    offset: u64,
+}
+
+impl SyncedWrites {
+    /// A fresh zero-filled file, warmed up.
+    pub(crate) fn new(records_per_write: usize) -> Self {
+        let dir = fresh_dir();
+        SyncedWrites {
+            file: warm_file(dir.path(), SMALL_CAPACITY_BYTES),
+            _dir: dir,
+            bytes: payload(records_per_write * APPEND_LEN_BYTES),
+            offset: APPEND_LEN_BYTES as u64,
+        }
     }
-    start.elapsed()
+
+    /// The same writes into a file preallocated with `fallocate` (unwritten
+    /// extents, as seglog makes its segments) instead of zero-filled,
+    /// warmed up: shows what the kind of preallocation costs `fdatasync`.
+    pub(crate) fn new_fallocated(records_per_write: usize) -> Self {
+        let dir = fresh_dir();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(dir.path().join("raw-fallocated"))
+            .expect("create raw file");
+        let size = i64::try_from(SMALL_CAPACITY_BYTES).expect("a small file");
+        nix::fcntl::fallocate(&file, nix::fcntl::FallocateFlags::empty(), 0, size)
+            .expect("fallocate");
+        file.sync_all().expect("fsync");
+        file.write_all_at(&payload(APPEND_LEN_BYTES), 0)
+            .expect("pwrite");
+        file.sync_data().expect("fdatasync");
+        SyncedWrites {
+            file,
+            _dir: dir,
+            bytes: payload(records_per_write * APPEND_LEN_BYTES),
+            offset: APPEND_LEN_BYTES as u64,
+        }
+    }
 }
 
-/// W1: `pwrite` of each 128-byte record, then `fdatasync`.
-pub(crate) fn durable(dir: &Path, records: u64) -> Duration {
-    synced_writes(dir, records, &payload(APPEND_LEN_BYTES))
-}
-
-/// W2: one `pwrite` of 64 records (8 KiB), then `fdatasync`.
-pub(crate) fn groups(dir: &Path, groups: u64) -> Duration {
-    synced_writes(dir, groups, &payload(GROUP_RECORDS * APPEND_LEN_BYTES))
+impl Slices for SyncedWrites {
+    fn run(&mut self, writes: u64) -> Duration {
+        assert!(
+            self.offset + writes * self.bytes.len() as u64 <= SMALL_CAPACITY_BYTES,
+            "the file holds the run"
+        );
+        let start = Instant::now();
+        for _ in 0..writes {
+            self.file
+                .write_all_at(&self.bytes, self.offset)
+                .expect("pwrite");
+            self.file.sync_data().expect("fdatasync");
+            self.offset += self.bytes.len() as u64;
+        }
+        start.elapsed()
+    }
 }
 
 /// W3: records copied into a 64 KiB buffer, `pwrite` whenever it is full
@@ -181,20 +223,41 @@ pub(crate) fn open_log(dir: &Path, buffer: &mut [u8]) -> Duration {
 /// W7: 4 threads each `pwrite` a record at the next free offset of one
 /// file (an atomic counter) and `fdatasync` it, with no other
 /// coordination.
-pub(crate) fn concurrent(dir: &Path, records: u64) -> Duration {
-    let record = payload(APPEND_LEN_BYTES);
-    let file = warm_file(dir, SMALL_CAPACITY_BYTES);
-    let next_offset = AtomicU64::new(APPEND_LEN_BYTES as u64);
-    let elapsed = timed_threads(THREADS, records, |share| {
-        for _ in 0..share {
-            let offset = next_offset.fetch_add(record.len() as u64, Ordering::Relaxed);
-            file.write_all_at(&record, offset).expect("pwrite");
-            file.sync_data().expect("fdatasync");
+pub(crate) struct ThreadWrites {
+    file: File,
+    /// Dropped after `file`.
+    _dir: TempDir,
+    record: Vec<u8>,
+    next_offset: AtomicU64,
+}
+
+impl ThreadWrites {
+    /// A fresh file, warmed up.
+    pub(crate) fn new() -> Self {
+        let dir = fresh_dir();
+        ThreadWrites {
+            file: warm_file(dir.path(), SMALL_CAPACITY_BYTES),
+            _dir: dir,
+            record: payload(APPEND_LEN_BYTES),
+            next_offset: AtomicU64::new(APPEND_LEN_BYTES as u64),
         }
-    });
-    assert!(
-        next_offset.into_inner() <= SMALL_CAPACITY_BYTES,
-        "the file held the run"
-    );
-    elapsed
+    }
+}
+
+impl Slices for ThreadWrites {
+    fn run(&mut self, records: u64) -> Duration {
+        let (file, record, next_offset) = (&self.file, &self.record, &self.next_offset);
+        let elapsed = timed_threads(THREADS, records, |share| {
+            for _ in 0..share {
+                let offset = next_offset.fetch_add(record.len() as u64, Ordering::Relaxed);
+                file.write_all_at(record, offset).expect("pwrite");
+                file.sync_data().expect("fdatasync");
+            }
+        });
+        assert!(
+            next_offset.load(Ordering::Relaxed) <= SMALL_CAPACITY_BYTES,
+            "the file held the run"
+        );
+        elapsed
+    }
 }

@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 use seglog::read::{ReadHint, Reader};
 use seglog::write::Writer;
 use segwal_benches::payload;
+use segwal_benches::rounds::Slices;
+use tempfile::TempDir;
 
 use crate::{
-    APPEND_LEN_BYTES, BUILD_BATCH_RECORDS, GROUP_RECORDS, READ_CAPACITY_BYTES,
-    SMALL_CAPACITY_BYTES, buffered_capacity_bytes, index_of, indexed_payload, open_capacity_bytes,
+    APPEND_LEN_BYTES, BUILD_BATCH_RECORDS, READ_CAPACITY_BYTES, SMALL_CAPACITY_BYTES,
+    buffered_capacity_bytes, fresh_dir, index_of, indexed_payload, open_capacity_bytes,
 };
 
 /// The empty caller header of every record.
@@ -38,33 +40,52 @@ fn warm_writer(dir: &Path, size_bytes: u64) -> Writer<0> {
     writer
 }
 
-/// W1: `append_data`, then `commit` (marker and `fdatasync`).
-pub(crate) fn durable(dir: &Path, records: u64) -> Duration {
-    let mut writer = warm_writer(dir, SMALL_CAPACITY_BYTES);
-    let record = payload(APPEND_LEN_BYTES);
-    let start = Instant::now();
-    for position in 1..=records {
-        black_box(writer.append_data(&record).expect("append"));
-        writer.commit(position).expect("commit");
-    }
-    start.elapsed()
+/// W1 and W2: `append_data` then `commit` (marker and `fdatasync`) for
+/// one record, `append_batch` (records, one marker, one `fdatasync`) for
+/// 64.
+pub(crate) struct Appends {
+    writer: Writer<0>,
+    /// Dropped after `writer`.
+    _dir: TempDir,
+    record: Vec<u8>,
+    records_per_commit: usize,
+    position: u64,
 }
 
-/// W2: `append_batch` of 64 records (one marker, one `fdatasync`).
-pub(crate) fn groups(dir: &Path, groups: u64) -> Duration {
-    let mut writer = warm_writer(dir, SMALL_CAPACITY_BYTES);
-    let record = payload(APPEND_LEN_BYTES);
-    let batch: Vec<(&[u8; 0], &[u8])> = vec![(&NO_HEADER, record.as_slice()); GROUP_RECORDS];
-    let start = Instant::now();
-    for group in 1..=groups {
-        let highest_position = group * GROUP_RECORDS as u64;
-        black_box(
-            writer
-                .append_batch(&batch, highest_position)
-                .expect("append_batch"),
-        );
+impl Appends {
+    /// A fresh segment, warmed up.
+    pub(crate) fn new(records_per_commit: usize) -> Self {
+        let dir = fresh_dir();
+        Appends {
+            writer: warm_writer(dir.path(), SMALL_CAPACITY_BYTES),
+            _dir: dir,
+            record: payload(APPEND_LEN_BYTES),
+            records_per_commit,
+            position: 0,
+        }
     }
-    start.elapsed()
+}
+
+impl Slices for Appends {
+    fn run(&mut self, commits: u64) -> Duration {
+        let batch: Vec<(&[u8; 0], &[u8])> =
+            vec![(&NO_HEADER, self.record.as_slice()); self.records_per_commit];
+        let start = Instant::now();
+        for _ in 0..commits {
+            self.position += self.records_per_commit as u64;
+            if self.records_per_commit == 1 {
+                black_box(self.writer.append_data(&self.record).expect("append"));
+                black_box(self.writer.commit(self.position).expect("commit"));
+            } else {
+                black_box(
+                    self.writer
+                        .append_batch(&batch, self.position)
+                        .expect("append_batch"),
+                );
+            }
+        }
+        start.elapsed()
+    }
 }
 
 /// W3: `append_data` of every record, one `commit` at the end.

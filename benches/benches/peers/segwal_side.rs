@@ -18,12 +18,13 @@ use std::time::{Duration, Instant};
 
 use segwal::{Durability, Lsn, ReadHint, WalTailState};
 use segwal_benches::payload;
+use segwal_benches::rounds::Slices;
 use segwal_std::{FlushedOffset, Reader, SharedWal, Wal, WalOptions, Writer};
+use tempfile::TempDir;
 
 use crate::{
-    APPEND_LEN_BYTES, BUILD_BATCH_RECORDS, GROUP_RECORDS, READ_CAPACITY_BYTES,
-    SMALL_CAPACITY_BYTES, THREADS, buffered_capacity_bytes, index_of, indexed_payload,
-    timed_threads,
+    APPEND_LEN_BYTES, BUILD_BATCH_RECORDS, READ_CAPACITY_BYTES, SMALL_CAPACITY_BYTES, THREADS,
+    buffered_capacity_bytes, fresh_dir, index_of, indexed_payload, timed_threads,
 };
 
 /// Write-behind buffer of the log in W3.
@@ -70,68 +71,94 @@ fn record_count(wal: &Wal) -> u64 {
     wal.next_lsn().0 - wal.first_lsn().0
 }
 
-/// W1 with the log: `Wal::append` with `Durability::Sync`.
-pub(crate) fn wal_durable(dir: &Path, records: u64) -> Duration {
-    let mut wal = warm_wal(dir, &options(SMALL_CAPACITY_BYTES, Durability::Sync));
-    let record = payload(APPEND_LEN_BYTES);
-    let start = Instant::now();
-    for _ in 0..records {
-        black_box(wal.append(&record).expect("append"));
-    }
-    let elapsed = start.elapsed();
-    assert_eq!(record_count(&wal), records + 1, "every record in");
-    elapsed
+/// W1 and W2 with the log: `Wal::append` (one record) or
+/// `Wal::append_batch` (64), `Durability::Sync`.
+pub(crate) struct WalAppends {
+    wal: Wal,
+    /// Dropped after `wal`, which closes into it.
+    _dir: TempDir,
+    record: Vec<u8>,
+    records_per_append: usize,
+    appended: u64,
 }
 
-/// W1 with one segment: `Writer::append`, then `Writer::sync`.
-pub(crate) fn writer_durable(dir: &Path, records: u64) -> Duration {
-    let mut writer = warm_writer(dir, SMALL_CAPACITY_BYTES);
-    let record = payload(APPEND_LEN_BYTES);
-    let start = Instant::now();
-    for _ in 0..records {
-        black_box(writer.append(&record).expect("append"));
-        writer.sync().expect("sync");
+impl WalAppends {
+    /// A fresh log, warmed up.
+    pub(crate) fn new(records_per_append: usize) -> Self {
+        let dir = fresh_dir();
+        let wal = warm_wal(dir.path(), &options(SMALL_CAPACITY_BYTES, Durability::Sync));
+        WalAppends {
+            appended: record_count(&wal),
+            wal,
+            _dir: dir,
+            record: payload(APPEND_LEN_BYTES),
+            records_per_append,
+        }
     }
-    let elapsed = start.elapsed();
-    assert_eq!(writer.record_count(), records + 1, "every record in");
-    elapsed
 }
 
-/// W2 with the log: `Wal::append_batch` of 64 records, `Durability::Sync`.
-pub(crate) fn wal_groups(dir: &Path, groups: u64) -> Duration {
-    let mut wal = warm_wal(dir, &options(SMALL_CAPACITY_BYTES, Durability::Sync));
-    let record = payload(APPEND_LEN_BYTES);
-    let batch: Vec<&[u8]> = vec![record.as_slice(); GROUP_RECORDS];
-    let start = Instant::now();
-    for _ in 0..groups {
-        black_box(wal.append_batch(&batch).expect("append_batch"));
+impl Slices for WalAppends {
+    fn run(&mut self, appends: u64) -> Duration {
+        let batch: Vec<&[u8]> = vec![self.record.as_slice(); self.records_per_append];
+        let start = Instant::now();
+        for _ in 0..appends {
+            if self.records_per_append == 1 {
+                black_box(self.wal.append(&self.record).expect("append"));
+            } else {
+                black_box(self.wal.append_batch(&batch).expect("append_batch"));
+            }
+        }
+        let elapsed = start.elapsed();
+        self.appended += appends * self.records_per_append as u64;
+        assert_eq!(record_count(&self.wal), self.appended, "every record in");
+        elapsed
     }
-    let elapsed = start.elapsed();
-    assert_eq!(
-        record_count(&wal),
-        groups * GROUP_RECORDS as u64 + 1,
-        "every record in"
-    );
-    elapsed
 }
 
-/// W2 with one segment: `Writer::append_batch`, then `Writer::sync`.
-pub(crate) fn writer_groups(dir: &Path, groups: u64) -> Duration {
-    let mut writer = warm_writer(dir, SMALL_CAPACITY_BYTES);
-    let record = payload(APPEND_LEN_BYTES);
-    let batch: Vec<&[u8]> = vec![record.as_slice(); GROUP_RECORDS];
-    let start = Instant::now();
-    for _ in 0..groups {
-        black_box(writer.append_batch(&batch).expect("append_batch"));
-        writer.sync().expect("sync");
+/// W1 and W2 with one segment: `Writer::append` (one record) or
+/// `Writer::append_batch` (64), then `Writer::sync`.
+pub(crate) struct WriterAppends {
+    writer: Writer,
+    /// Dropped after `writer`.
+    _dir: TempDir,
+    record: Vec<u8>,
+    records_per_append: usize,
+}
+
+impl WriterAppends {
+    /// A fresh segment, warmed up.
+    pub(crate) fn new(records_per_append: usize) -> Self {
+        let dir = fresh_dir();
+        WriterAppends {
+            writer: warm_writer(dir.path(), SMALL_CAPACITY_BYTES),
+            _dir: dir,
+            record: payload(APPEND_LEN_BYTES),
+            records_per_append,
+        }
     }
-    let elapsed = start.elapsed();
-    assert_eq!(
-        writer.record_count(),
-        groups * GROUP_RECORDS as u64 + 1,
-        "every record in"
-    );
-    elapsed
+}
+
+impl Slices for WriterAppends {
+    fn run(&mut self, appends: u64) -> Duration {
+        let batch: Vec<&[u8]> = vec![self.record.as_slice(); self.records_per_append];
+        let before = self.writer.record_count();
+        let start = Instant::now();
+        for _ in 0..appends {
+            if self.records_per_append == 1 {
+                black_box(self.writer.append(&self.record).expect("append"));
+            } else {
+                black_box(self.writer.append_batch(&batch).expect("append_batch"));
+            }
+            self.writer.sync().expect("sync");
+        }
+        let elapsed = start.elapsed();
+        assert_eq!(
+            self.writer.record_count() - before,
+            appends * self.records_per_append as u64,
+            "every record in"
+        );
+        elapsed
+    }
 }
 
 /// `records` appends to `wal` (`Durability::Manual`) and one sync.
@@ -150,10 +177,7 @@ fn buffered_appends(mut wal: Wal, records: u64) -> Duration {
 /// W3 with the log in one segment that holds the run.
 pub(crate) fn wal_buffered(dir: &Path, records: u64) -> Duration {
     let size_bytes = buffered_capacity_bytes(records);
-    buffered_appends(
-        warm_wal(dir, &options(size_bytes, Durability::Manual)),
-        records,
-    )
+    buffered_appends(warm_wal(dir, &buffered_options(size_bytes)), records)
 }
 
 /// W3 with the log's default 64 MiB segments: rotations are measured.
@@ -371,23 +395,42 @@ pub(crate) fn kept_log(records: u64) -> PathBuf {
 
 /// W7: `SharedWal::append` from 4 threads, each append durable when it
 /// returns (group commit).
-pub(crate) fn concurrent(dir: &Path, records: u64) -> Duration {
-    let wal = SharedWal::open(
-        dir.join("wal"),
-        &options(SMALL_CAPACITY_BYTES, Durability::Sync),
-    )
-    .expect("open shared log");
-    let record = payload(APPEND_LEN_BYTES);
-    wal.append(&record).expect("warm-up append");
-    let elapsed = timed_threads(THREADS, records, |share| {
-        for _ in 0..share {
-            black_box(wal.append(&record).expect("shared append"));
+pub(crate) struct SharedAppends {
+    wal: SharedWal,
+    /// Dropped after `wal`, which closes into it.
+    _dir: TempDir,
+    record: Vec<u8>,
+}
+
+impl SharedAppends {
+    /// A fresh shared log, warmed up.
+    pub(crate) fn new() -> Self {
+        let dir = fresh_dir();
+        let wal = SharedWal::open(
+            dir.path().join("wal"),
+            &options(SMALL_CAPACITY_BYTES, Durability::Sync),
+        )
+        .expect("open shared log");
+        let record = payload(APPEND_LEN_BYTES);
+        wal.append(&record).expect("warm-up append");
+        SharedAppends {
+            wal,
+            _dir: dir,
+            record,
         }
-    });
-    assert_eq!(
-        wal.next_lsn().0 - wal.first_lsn().0,
-        records + 1,
-        "every record in"
-    );
-    elapsed
+    }
+}
+
+impl Slices for SharedAppends {
+    fn run(&mut self, records: u64) -> Duration {
+        let (wal, record) = (&self.wal, &self.record);
+        let before = wal.next_lsn().0;
+        let elapsed = timed_threads(THREADS, records, |share| {
+            for _ in 0..share {
+                black_box(wal.append(record).expect("shared append"));
+            }
+        });
+        assert_eq!(wal.next_lsn().0 - before, records, "every record in");
+        elapsed
+    }
 }

@@ -18,9 +18,11 @@ use std::time::{Duration, Instant};
 
 use crc::{CRC_32_ISO_HDLC, Crc};
 use segwal_benches::payload;
+use segwal_benches::rounds::Slices;
+use tempfile::TempDir;
 use walogs::{TailState, Wal, WalConfig};
 
-use crate::{APPEND_LEN_BYTES, index_of, indexed_payload};
+use crate::{APPEND_LEN_BYTES, fresh_dir, index_of, indexed_payload};
 
 /// walogs' CRC-32 (the one `crc32fast` computes).
 static CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_ISO_HDLC);
@@ -29,17 +31,40 @@ static CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_ISO_HDLC);
 const SEGMENT_SIZE_MAX_BYTES: u64 = 64 << 20;
 
 /// W1: `Wal::append`, durable when it returns.
-pub(crate) fn durable(dir: &Path, records: u64) -> Duration {
-    let mut wal = Wal::open_with_config(&dir.join("wal"), WalConfig::default()).expect("open log");
-    let record = payload(APPEND_LEN_BYTES);
-    wal.append(&record).expect("warm-up append");
-    let start = Instant::now();
-    for _ in 0..records {
-        black_box(wal.append(&record).expect("append"));
+pub(crate) struct Appends {
+    wal: Wal,
+    /// Dropped after `wal`.
+    _dir: TempDir,
+    record: Vec<u8>,
+}
+
+impl Appends {
+    /// A fresh log with one record.
+    pub(crate) fn new() -> Self {
+        let dir = fresh_dir();
+        let mut wal =
+            Wal::open_with_config(&dir.path().join("wal"), WalConfig::default()).expect("open log");
+        let record = payload(APPEND_LEN_BYTES);
+        wal.append(&record).expect("warm-up append");
+        Appends {
+            wal,
+            _dir: dir,
+            record,
+        }
     }
-    let elapsed = start.elapsed();
-    assert_eq!(wal.next_lsn().0, records + 2, "every record in");
-    elapsed
+}
+
+impl Slices for Appends {
+    fn run(&mut self, records: u64) -> Duration {
+        let before = self.wal.next_lsn().0;
+        let start = Instant::now();
+        for _ in 0..records {
+            black_box(self.wal.append(&self.record).expect("append"));
+        }
+        let elapsed = start.elapsed();
+        assert_eq!(self.wal.next_lsn().0 - before, records, "every record in");
+        elapsed
+    }
 }
 
 /// One frame of walogs' format.
