@@ -194,7 +194,10 @@ impl KvNode {
         let addr = listener.local_addr().map_err(io_error("local address"))?;
         let mut store = open_store(dir.join("raft"), options.wal.clone()).await?;
         let recovered = recover(&mut store).await?;
-        let state_machine = KvStateMachine::open(dir.join("sm"))?;
+        let sm_dir = dir.join("sm");
+        let state_machine = tokio::task::spawn_blocking(move || KvStateMachine::open(sm_dir))
+            .await
+            .map_err(|e| ClusterError::Store(Error::Task(e.to_string())))??;
         let raft = Raft::new(
             id,
             Arc::clone(&options.raft),
@@ -427,6 +430,56 @@ impl LocalCluster {
             let attempt = tokio::time::timeout(remaining, node.raft.client_write(request)).await;
             match attempt {
                 Ok(Ok(response)) => return Ok(response.log_id),
+                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
+                    target = forward.leader_id;
+                }
+                Ok(Err(_)) | Err(_) => target = None,
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+            target = target.or_else(|| self.leader());
+        }
+    }
+
+    /// Starts a new node `id` in its own directory and adds it to the
+    /// cluster as a learner, through the leader; returns once the leader
+    /// has brought it up to date (by log entries, or by its snapshot when
+    /// it has purged the entries the node lacks).
+    ///
+    /// # Errors
+    ///
+    /// As for [`KvNode::start`]; [`ClusterError::Timeout`] when no leader
+    /// takes the change within `timeout`.
+    pub async fn add_learner(&mut self, id: u64, timeout: Duration) -> Result<(), ClusterError> {
+        if !self.addrs.contains_key(&id) {
+            let listener = TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(io_error("bind a loopback port"))?;
+            let addr = listener.local_addr().map_err(io_error("local address"))?;
+            let node = KvNode::start(id, &self.node_dir(id), listener, &self.options).await?;
+            self.addrs.insert(id, addr);
+            self.nodes.insert(id, node);
+        }
+        let node = BasicNode::new(
+            self.addrs
+                .get(&id)
+                .ok_or(ClusterError::NotRunning(id))?
+                .to_string(),
+        );
+        let deadline = Instant::now() + timeout;
+        let mut target = self.leader();
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(ClusterError::Timeout(format!("adding learner {id}")));
+            }
+            let Some(leader) = target.and_then(|l| self.nodes.get(&l)) else {
+                target = self.wait_for_leader(None, remaining).await.ok();
+                continue;
+            };
+            let attempt =
+                tokio::time::timeout(remaining, leader.raft.add_learner(id, node.clone(), true));
+            match attempt.await {
+                Ok(Ok(_)) => return Ok(()),
                 Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
                     target = forward.leader_id;
                 }

@@ -123,6 +123,9 @@ async fn write_range(
     Ok(acked)
 }
 
+/// Narrates a step.
+type Say<'a> = &'a mut (dyn FnMut(String) + Send);
+
 /// Runs the scenario under `root` and narrates it through `say`.
 ///
 /// # Errors
@@ -133,7 +136,7 @@ pub async fn run(
     root: &Path,
     options: NodeOptions,
     plan: &FailoverPlan,
-    say: &mut (dyn FnMut(String) + Send),
+    say: Say<'_>,
 ) -> Result<FailoverOutcome, ClusterError> {
     let mut cluster = LocalCluster::start(root, plan.nodes, options).await?;
     let addrs: Vec<String> = cluster
@@ -146,14 +149,7 @@ pub async fn run(
         addrs.join(", "),
         root.display()
     ));
-
-    let leader = cluster.wait_for_leader(None, plan.timeout).await?;
-    let term = cluster.node(leader).map(|n| n.metrics().current_term);
-    say(format!(
-        "node {leader} is the leader (term {})",
-        term.unwrap_or(0)
-    ));
-
+    let leader = elected(&cluster, None, plan.timeout, say).await?;
     let mut acked = write_range(&cluster, 0..plan.writes_before, plan.timeout).await?;
     say(format!(
         "wrote key-0..key-{} through node {leader}: acknowledged at log indexes {}",
@@ -161,23 +157,8 @@ pub async fn run(
         index_span(&acked)
     ));
 
-    let last_index_at_stop = cluster
-        .node(leader)
-        .and_then(|n| n.metrics().last_log_index);
-    cluster.stop_node(leader).await?;
-    say(format!(
-        "stopped node {leader}, the leader: Raft shut down, port closed, segwal log closed \
-         (its log ended at index {})",
-        show(last_index_at_stop)
-    ));
-
-    let new_leader = cluster.wait_for_leader(Some(leader), plan.timeout).await?;
-    let term = cluster.node(new_leader).map(|n| n.metrics().current_term);
-    say(format!(
-        "node {new_leader} is the new leader (term {})",
-        term.unwrap_or(0)
-    ));
-
+    let last_index_at_stop = stop(&mut cluster, leader, say).await?;
+    let new_leader = elected(&cluster, Some(leader), plan.timeout, say).await?;
     let end = plan.writes_before + plan.writes_during;
     let during = write_range(&cluster, plan.writes_before..end, plan.timeout).await?;
     say(format!(
@@ -186,73 +167,12 @@ pub async fn run(
         index_span(&during)
     ));
     acked.extend(during);
+    let leader_snapshot = report_compaction_state(&cluster, new_leader, say);
 
-    let leader_metrics = cluster.node(new_leader).map(|n| n.metrics());
-    let leader_snapshot = leader_metrics.as_ref().and_then(|m| m.snapshot);
-    say(format!(
-        "node {new_leader}: snapshot at index {}, log purged up to {} (openraft keeps what \
-         the stopped node still needs), {} segment files",
-        show(leader_snapshot.map(|id| id.index)),
-        show(
-            leader_metrics
-                .as_ref()
-                .and_then(|m| m.purged)
-                .map(|id| id.index)
-        ),
-        log_segments(&cluster, new_leader),
-    ));
-
-    cluster.restart_node(leader).await?;
-    let (recovered, applied, keys) = match cluster.node(leader) {
-        Some(node) => (
-            node.recovered().clone(),
-            node.state_machine().last_applied(),
-            node.state_machine().entries().len(),
-        ),
-        None => return Err(ClusterError::NotRunning(leader)),
-    };
-    let last_index_at_restart = recovered.last_log_id.map(|id| id.index);
-    say(format!(
-        "restarted node {leader} from {}: its segwal store held vote term {}, entries up to \
-         index {}, committed {}; the state machine re-applied them up to {} ({keys} keys)",
-        cluster.node_dir(leader).display(),
-        recovered.vote.map_or(0, |v| v.leader_id.term),
-        show(last_index_at_restart),
-        show(recovered.committed.map(|id| id.index)),
-        show(applied.map(|id| id.index)),
-    ));
-
+    let last_index_at_restart = restart(&mut cluster, leader, say).await?;
     let last_acked = acked.last().map_or(0, |a| a.log_id.index);
-    cluster.wait_applied(last_acked, plan.timeout).await?;
-    let caught_up = cluster.node(leader).map(|n| n.metrics());
-    say(format!(
-        "node {leader} caught up: log up to {}, applied up to {}, {} keys",
-        show(caught_up.as_ref().and_then(|m| m.last_log_index)),
-        show(
-            caught_up
-                .as_ref()
-                .and_then(|m| m.last_applied)
-                .map(|id| id.index)
-        ),
-        cluster
-            .node(leader)
-            .map_or(0, |n| n.state_machine().entries().len()),
-    ));
-
-    let ids: Vec<u64> = cluster.ids().collect();
-    let before: Vec<usize> = ids.iter().map(|&id| log_segments(&cluster, id)).collect();
-    let purged = cluster.compact(plan.timeout).await?;
-    let files: Vec<String> = ids
-        .iter()
-        .zip(before)
-        .map(|(&id, before)| format!("node {id} {before} -> {}", log_segments(&cluster, id)))
-        .collect();
-    say(format!(
-        "compacted: every node snapshotted and purged its log (purged up to {:?}); \
-         segwal checkpoints left segment files: {}",
-        purged,
-        files.join(", ")
-    ));
+    catch_up(&cluster, leader, last_acked, plan.timeout, say).await?;
+    compact(&cluster, plan.timeout, say).await?;
 
     Ok(FailoverOutcome {
         cluster,
@@ -263,4 +183,127 @@ pub async fn run(
         last_index_at_restart,
         leader_snapshot,
     })
+}
+
+/// Waits for a leader other than `excluded` and says who it is.
+async fn elected(
+    cluster: &LocalCluster,
+    excluded: Option<u64>,
+    timeout: Duration,
+    say: Say<'_>,
+) -> Result<u64, ClusterError> {
+    let leader = cluster.wait_for_leader(excluded, timeout).await?;
+    let term = cluster.node(leader).map_or(0, |n| n.metrics().current_term);
+    let new = if excluded.is_some() { "new " } else { "" };
+    say(format!("node {leader} is the {new}leader (term {term})"));
+    Ok(leader)
+}
+
+/// Stops `leader`; returns the last index it had.
+async fn stop(
+    cluster: &mut LocalCluster,
+    leader: u64,
+    say: Say<'_>,
+) -> Result<Option<u64>, ClusterError> {
+    let last_index = cluster
+        .node(leader)
+        .and_then(|n| n.metrics().last_log_index);
+    cluster.stop_node(leader).await?;
+    say(format!(
+        "stopped node {leader}, the leader: Raft shut down, port closed, segwal log closed \
+         (its log ended at index {})",
+        show(last_index)
+    ));
+    Ok(last_index)
+}
+
+/// Says what the leader snapshotted and purged; returns its snapshot.
+fn report_compaction_state(cluster: &LocalCluster, leader: u64, say: Say<'_>) -> Option<KvLogId> {
+    let metrics = cluster.node(leader).map(|n| n.metrics());
+    let snapshot = metrics.as_ref().and_then(|m| m.snapshot);
+    let purged = metrics.as_ref().and_then(|m| m.purged);
+    say(format!(
+        "node {leader}: snapshot at index {}, log purged up to {} (openraft keeps 1000 \
+         entries behind a snapshot by default), {} segment files",
+        show(snapshot.map(|id| id.index)),
+        show(purged.map(|id| id.index)),
+        log_segments(cluster, leader),
+    ));
+    snapshot
+}
+
+/// Restarts `id` from its directory; returns the last index it found.
+async fn restart(
+    cluster: &mut LocalCluster,
+    id: u64,
+    say: Say<'_>,
+) -> Result<Option<u64>, ClusterError> {
+    cluster.restart_node(id).await?;
+    let node = cluster.node(id).ok_or(ClusterError::NotRunning(id))?;
+    let recovered = node.recovered();
+    let last_index = recovered.last_log_id.map(|log_id| log_id.index);
+    say(format!(
+        "restarted node {id} from {}: its segwal store held vote term {}, entries up to \
+         index {}, committed {}; the state machine re-applied them up to {} ({} keys)",
+        cluster.node_dir(id).display(),
+        recovered.vote.map_or(0, |v| v.leader_id.term),
+        show(last_index),
+        show(recovered.committed.map(|log_id| log_id.index)),
+        show(
+            node.state_machine()
+                .last_applied()
+                .map(|log_id| log_id.index)
+        ),
+        node.state_machine().entries().len(),
+    ));
+    Ok(last_index)
+}
+
+/// Waits until every node applied `index`, and says where `id` is.
+async fn catch_up(
+    cluster: &LocalCluster,
+    id: u64,
+    index: u64,
+    timeout: Duration,
+    say: Say<'_>,
+) -> Result<(), ClusterError> {
+    cluster.wait_applied(index, timeout).await?;
+    let node = cluster.node(id).ok_or(ClusterError::NotRunning(id))?;
+    let metrics = node.metrics();
+    say(format!(
+        "node {id} caught up: log up to {}, applied up to {}, {} keys",
+        show(metrics.last_log_index),
+        show(metrics.last_applied.map(|log_id| log_id.index)),
+        node.state_machine().entries().len(),
+    ));
+    Ok(())
+}
+
+/// Snapshots and purges every node, and says what segwal removed.
+async fn compact(
+    cluster: &LocalCluster,
+    timeout: Duration,
+    say: Say<'_>,
+) -> Result<(), ClusterError> {
+    let before: Vec<(u64, usize)> = cluster
+        .ids()
+        .map(|id| (id, log_segments(cluster, id)))
+        .collect();
+    let purged = cluster.compact(timeout).await?;
+    let nodes: Vec<String> = before
+        .iter()
+        .map(|&(id, files_before)| {
+            let upto = purged.iter().find(|(node, _)| *node == id).map(|&(_, i)| i);
+            format!(
+                "node {id} purged up to {}, {files_before} -> {} segment files",
+                show(upto),
+                log_segments(cluster, id)
+            )
+        })
+        .collect();
+    say(format!(
+        "compacted every node (snapshot, purge, segwal checkpoint): {}",
+        nodes.join("; ")
+    ));
+    Ok(())
 }

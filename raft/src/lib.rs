@@ -35,8 +35,8 @@ mod mapping;
 mod meta;
 pub mod network;
 
-pub use cluster::{ClusterError, KvNode, LocalCluster, NodeOptions};
+pub use cluster::{ClusterError, KvNode, LocalCluster, NodeOptions, Recovered};
 pub use error::{Error, Result};
 pub use kv::{KvLogId, KvStateMachine, Request, Response, SNAPSHOT_FILE_NAME, TypeConfig};
-pub use log_store::{LOG_DIR_NAME, READ_BATCH_BYTES_MAX, SegwalLogReader, SegwalLogStore};
+pub use log_store::{LOG_DIR_NAME, LsnSpan, READ_BATCH_BYTES_MAX, SegwalLogReader, SegwalLogStore};
 pub use meta::{SLOT_BYTES, slot_file_name};

@@ -58,6 +58,18 @@ pub const READ_BATCH_BYTES_MAX: usize = 4 << 20;
 /// append chunks (FORMAT.md: 16-byte header, padded to 8 bytes).
 const RECORD_OVERHEAD_BYTES: u64 = 16 + 8;
 
+/// Where a store's entries are in its segwal log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LsnSpan {
+    /// The LSNs holding the log's entries (empty when every entry is
+    /// purged).
+    pub entries: Range<u64>,
+    /// The segwal log's first LSN: records from it up to `entries.start`
+    /// are purged (or of an earlier run) and wait for their segment to be
+    /// checkpointed away.
+    pub log_first_lsn: u64,
+}
+
 /// The small state, as saved in a slot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(bound = "")]
@@ -122,7 +134,9 @@ struct Shared<C: RaftTypeConfig> {
 /// openraft hears of it, and the vote is saved crash-safely.
 ///
 /// One store per directory: segwal's lock refuses a second writer
-/// ([`segwal_std::Error::Locked`]).
+/// ([`segwal_std::Error::Locked`]). An entry must fit in one segment
+/// (`WalOptions::segment_size_bytes`, 64 MiB by default); an append of
+/// many entries is split into batches that do.
 ///
 /// # Example
 ///
@@ -292,13 +306,14 @@ impl<C: RaftTypeConfig> SegwalLogStore<C> {
         &self.shared.dir
     }
 
-    /// The segwal LSNs that hold entries now, for inspection: the first
-    /// visible LSN, the next LSN, and the segwal log's first LSN (records
-    /// before the visible ones are purged, waiting for their segment to go).
-    pub fn lsn_span(&self) -> (u64, u64, u64) {
+    /// Where the entries are in the segwal log now, for inspection.
+    pub fn lsn_span(&self) -> LsnSpan {
         let bounds = self.shared.bounds();
-        let visible = read(&self.shared.mapping).visible(bounds);
-        (visible.start, visible.end, bounds.first_lsn)
+        let entries = read(&self.shared.mapping).visible(bounds);
+        LsnSpan {
+            entries,
+            log_first_lsn: bounds.first_lsn,
+        }
     }
 
     /// The segwal LSN of log index `index`, when the entry is in the log.

@@ -282,7 +282,93 @@ impl RaftNetwork<TypeConfig> for TcpConnection {
 
 #[cfg(test)]
 mod tests {
+    use openraft::error::{Fatal, SnapshotMismatch};
+    use openraft::testing::log_id;
+    use openraft::{
+        AnyError, Entry, EntryPayload, Membership, SnapshotMeta, SnapshotSegmentId, StorageIOError,
+        StoredMembership, Vote,
+    };
+
     use super::*;
+    use crate::kv::Request;
+
+    /// Encodes and decodes through the frame code; compares by `Debug`
+    /// (not every openraft message is `PartialEq`).
+    async fn round_trip<T: Serialize + DeserializeOwned + std::fmt::Debug>(value: &T) {
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        write_frame(&mut a, value).await.expect("write");
+        let back: T = read_frame(&mut b).await.expect("read");
+        assert_eq!(format!("{back:?}"), format!("{value:?}"));
+    }
+
+    #[tokio::test]
+    async fn every_message_and_error_survives_the_wire() {
+        let vote = Vote::new_committed(3, 1);
+        let members = Membership::new(vec![[1u64, 2, 3].into_iter().collect()], None);
+        round_trip(&RpcRequest::Vote(VoteRequest::new(
+            vote,
+            Some(log_id(2, 1, 9)),
+        )))
+        .await;
+        round_trip(&RpcRequest::AppendEntries(AppendEntriesRequest {
+            vote,
+            prev_log_id: Some(log_id(2, 1, 9)),
+            entries: vec![
+                Entry {
+                    log_id: log_id(3, 1, 10),
+                    payload: EntryPayload::Normal(Request::Set {
+                        key: "k".into(),
+                        value: "v".into(),
+                    }),
+                },
+                Entry {
+                    log_id: log_id(3, 1, 11),
+                    payload: EntryPayload::Membership(members.clone()),
+                },
+                Entry {
+                    log_id: log_id(3, 1, 12),
+                    payload: EntryPayload::Blank,
+                },
+            ],
+            leader_commit: Some(log_id(2, 1, 8)),
+        }))
+        .await;
+        round_trip(&RpcRequest::InstallSnapshot(InstallSnapshotRequest {
+            vote,
+            meta: SnapshotMeta {
+                last_log_id: Some(log_id(3, 1, 12)),
+                last_membership: StoredMembership::new(Some(log_id(3, 1, 11)), members),
+                snapshot_id: "3-1-12-1".into(),
+            },
+            offset: 0,
+            data: vec![1, 2, 3],
+            done: true,
+        }))
+        .await;
+        let storage: openraft::StorageError<u64> =
+            StorageIOError::write(AnyError::error("disk on fire")).into();
+        round_trip(&RpcResponse::AppendEntries(Err(RaftError::Fatal(
+            Fatal::StorageError(storage),
+        ))))
+        .await;
+        round_trip(&RpcResponse::Vote(Err(RaftError::Fatal(Fatal::Stopped)))).await;
+        let segment = |offset| SnapshotSegmentId {
+            id: "s".into(),
+            offset,
+        };
+        round_trip(&RpcResponse::InstallSnapshot(Err(RaftError::APIError(
+            InstallSnapshotError::SnapshotMismatch(SnapshotMismatch {
+                expect: segment(0),
+                got: segment(7),
+            }),
+        ))))
+        .await;
+        round_trip(&RpcResponse::AppendEntries(Ok(
+            AppendEntriesResponse::Success,
+        )))
+        .await;
+        round_trip(&RpcResponse::Vote(Ok(VoteResponse::new(vote, None, true)))).await;
+    }
 
     #[tokio::test]
     async fn frames_round_trip_and_oversized_ones_are_refused() {
