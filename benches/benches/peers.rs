@@ -23,10 +23,15 @@
 //! **Rounds.** Each workload runs its sides round-robin: every round runs
 //! every side once, the first side moving by one each round
 //! (`segwal_benches::rounds`), and a side's figure is the median of its
-//! rounds. Set-up (creating and preallocating files, building the logs
-//! read in W4 to W6, a first unmeasured append and sync) and clean-up are
-//! outside the measured span; each run of an appending workload starts on
-//! a fresh directory, deleted afterwards so its dirty pages are dropped.
+//! rounds. The durable workloads (W1, W2, W7) are sliced: each round
+//! sets up every side, then runs a tenth of each side's records in turn,
+//! ten times over, so that every side meets the same stretches of fast and
+//! slow `fdatasync`s of a shared disk. Set-up (creating and preallocating
+//! files, building the logs read in W4 to W6, a first unmeasured append and
+//! sync) and clean-up are outside the measured span; each run of an
+//! appending workload starts on a fresh directory, deleted afterwards so
+//! its dirty pages are dropped. Reads look each record's handle (offset,
+//! LSN, position) up in a table, the raw baseline's offsets included.
 //!
 //! **Same footing.** Every side appends the same payloads with the same
 //! durability: in W1 each record is on disk (`fdatasync` returned) before
