@@ -200,3 +200,66 @@ impl<const WRITE: usize, const ERASE: usize> NorFlash for RamNorFlash<WRITE, ERA
             .map_err(RamNorError::Device)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use embedded_storage::nor_flash::{NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
+
+    use super::*;
+    use crate::FaultPlan;
+
+    type Flash = RamNorFlash<4, 4096>;
+
+    #[test]
+    fn misuse_is_a_typed_error_not_a_panic() {
+        let mut flash = Flash::blank(2 * 4096);
+        let reversed = flash.erase(4096, 0).unwrap_err();
+        assert_eq!(reversed, RamNorError::ReversedRange { from: 4096, to: 0 });
+        assert_eq!(reversed.kind(), NorFlashErrorKind::OutOfBounds);
+        assert_eq!(
+            flash.write(2, b"abcd").unwrap_err().kind(),
+            NorFlashErrorKind::NotAligned
+        );
+        assert_eq!(
+            flash.read(2 * 4096, &mut [0u8; 1]).unwrap_err().kind(),
+            NorFlashErrorKind::OutOfBounds
+        );
+        assert_eq!(flash.capacity(), 2 * 4096);
+    }
+
+    #[test]
+    fn programming_clears_bits_and_erase_sets_them() {
+        let mut flash = Flash::blank(4096);
+        flash.write(0, &[0b1010_1010; 4]).unwrap();
+        flash.write(0, &[0b1100_1100; 4]).unwrap();
+        let mut bytes = [0u8; 4];
+        flash.read(0, &mut bytes).unwrap();
+        assert_eq!(bytes, [0b1000_1000; 4], "AND of both programs");
+        flash.erase(0, 4096).unwrap();
+        flash.read(0, &mut bytes).unwrap();
+        assert_eq!(bytes, [0xFF; 4]);
+    }
+
+    #[test]
+    fn a_power_cycle_keeps_what_reached_the_cells_and_the_torn_word() {
+        let mut flash = Flash::blank(4096);
+        let plan = FaultPlan::new(1)
+            .power_cut_at_byte(6)
+            .torn_fill(crate::TornFill::Zero);
+        flash.device().set_fault_plan(plan);
+        flash.write(0, b"abcd").unwrap();
+        assert!(flash.write(4, b"efgh").is_err());
+        let mut rebooted = flash.power_cycle();
+        let mut bytes = [0u8; 8];
+        rebooted.read(0, &mut bytes).unwrap();
+        assert_eq!(&bytes[..4], b"abcd");
+        assert_eq!(&bytes[4..], [0u8; 4], "the torn word, zero-filled");
+        assert!(!rebooted.device().is_power_cut());
+    }
+
+    #[test]
+    #[should_panic(expected = "another geometry")]
+    fn a_device_of_another_geometry_is_refused() {
+        let _ = Flash::from_device(RamDevice::nor_flash(4096, 8, 4096));
+    }
+}
