@@ -162,13 +162,14 @@ where
     }
 
     /// Appends `event` as one record, written field by field through a
-    /// [`RecordWriter`]: durable when this returns `Ok`, and after a power
-    /// cut in the middle, absent.
+    /// [`RecordWriter`]: durable when this returns `Ok`. After a power cut
+    /// in the middle the record is absent, or whole when the cut spared
+    /// all its bytes (it fell in the padding after them): never torn.
     ///
     /// # Errors
     ///
     /// [`SensorLogError::Log`]: the flash failed (the log is poisoned:
-    /// remount), and the event is not in the log.
+    /// remount); the event is not acknowledged.
     pub fn record(&mut self, event: &Event) -> Result<Lsn, SensorLogError<F::Error>> {
         let mut writer = RecordWriter::<_, EVENT_LEN_BYTES>::new(&mut self.log);
         event
@@ -191,10 +192,11 @@ where
         Ok((self.record(&event)?, event))
     }
 
-    /// Reads the records from `from` (or the oldest, if `from` is older)
-    /// to the newest through a [`RecordReader`], and calls `visit` with each
-    /// LSN and its event (`None` for a record that is not an event).
-    /// Returns how many records it visited.
+    /// Reads the records from `from` (or the oldest, if `from` is older;
+    /// none if it is past the newest) to the newest through a
+    /// [`RecordReader`], and calls `visit` with each LSN and its event
+    /// (`None` for a record that is not an event). Returns how many records
+    /// it visited.
     ///
     /// # Errors
     ///
@@ -208,6 +210,11 @@ where
         let wal = self.log.wal_mut();
         let from = from.max(wal.first_lsn());
         let record_count = wal.next_lsn().0.saturating_sub(from.0);
+        if record_count == 0 {
+            // Past the newest record: nothing to visit (the log would call
+            // an LSN beyond `next_lsn` out of range).
+            return Ok(0);
+        }
         let records = wal.iter_from(from).map_err(SensorLogError::Log)?;
         let mut reader = RecordReader::<_, _, MAX_SEGMENTS, EVENT_LEN_BYTES>::new(records);
         let mut visited = 0;
