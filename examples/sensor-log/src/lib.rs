@@ -244,6 +244,29 @@ pub fn check_survival<F: NorFlash, B: AsMut<[u8]> + AsRef<[u8]>, const M: usize>
 /// # Errors
 ///
 /// The first error of the three steps.
+///
+/// # Example
+///
+/// Two boots on the host twin's RAM NOR flash (the firmware passes its
+/// flash driver and UART instead):
+///
+/// ```
+/// use segwal_ram::RamNorFlash;
+/// use sensor_log::{Layout, SCAN_BUFFER_BYTES};
+///
+/// let flash = RamNorFlash::<4, 4096>::blank(4 * 4096);
+/// let layout = Layout { region_start: 0, slot_count: 4, slot_size_bytes: 4096, salt_seed: 7 };
+/// let mut console = String::new();
+/// let buffer = [0u8; SCAN_BUFFER_BYTES];
+/// let replay = sensor_log::run::<_, _, _, 4>(flash.clone(), &layout, buffer, &mut console, 10)?;
+/// assert_eq!(replay.records, 10);
+///
+/// // The next boot finds them, and logs after them.
+/// let replay = sensor_log::run::<_, _, _, 4>(flash.power_cycle(), &layout, buffer, &mut console, 5)?;
+/// assert_eq!((replay.records, replay.ticks_increase), (15, true));
+/// assert!(console.contains("[boot] mounted: 10 events (LSN 1 to 10)"));
+/// # Ok::<(), sensor_log::SensorLogError<segwal_ram::RamNorError>>(())
+/// ```
 pub fn run<F: NorFlash, B: AsMut<[u8]> + AsRef<[u8]>, C: Write, const MAX_SEGMENTS: usize>(
     flash: F,
     layout: &Layout,
