@@ -584,8 +584,8 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
                     // order): a binary search and a shift instead of a sort
                     // afterwards, which would link core's sort (about
                     // 3 KiB of Thumb code, and recursive) into firmware.
-                    let at = segments
-                        .partition_point(|info| info.header.sequence <= header.sequence);
+                    let at =
+                        segments.partition_point(|info| info.header.sequence <= header.sequence);
                     let _ = segments.insert(at, SegmentInfo { id, header });
                 }
                 Err(Error::Corrupt {
