@@ -74,12 +74,10 @@ mod segwal_side;
 mod walogs_side;
 
 use std::path::Path;
-use std::sync::Barrier;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use segwal_benches::rounds::{Side, run_rounds};
-use segwal_benches::{payload, permutation};
+use segwal_benches::{payload, permutation, timed_threads};
 use tempfile::TempDir;
 
 use report::{Role, Row, Unit, WorkloadReport};
@@ -191,32 +189,6 @@ fn indexed_payload(index: u64) -> Vec<u8> {
 /// When the record is shorter than 8 bytes.
 fn index_of(record: &[u8]) -> u64 {
     u64::from_le_bytes(record[..8].try_into().expect("8 bytes"))
-}
-
-/// Runs `work(share)` on `threads` threads, the shares adding up to
-/// `records`, and returns the wall time from their common start (a
-/// barrier) to the last one's end. Spawning is not timed.
-fn timed_threads(threads: usize, records: u64, work: impl Fn(u64) + Sync) -> Duration {
-    let barrier = Barrier::new(threads + 1);
-    let threads_u64 = threads as u64;
-    thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads_u64)
-            .map(|index| {
-                let share = records / threads_u64 + u64::from(index < records % threads_u64);
-                let (barrier, work) = (&barrier, &work);
-                scope.spawn(move || {
-                    barrier.wait();
-                    work(share);
-                })
-            })
-            .collect();
-        barrier.wait();
-        let start = Instant::now();
-        for worker in workers {
-            worker.join().expect("appending thread");
-        }
-        start.elapsed()
-    })
 }
 
 /// Runs the rounds of one workload and prints its progress on stderr.

@@ -41,9 +41,7 @@ use std::fs::{self, File, OpenOptions};
 use std::hint::black_box;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Barrier;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use crc::{CRC_32_ISCSI, Crc, Table};
@@ -52,7 +50,7 @@ use criterion::{
 };
 use segwal::format::record_extent_bytes;
 use segwal::{Durability, SegmentHeader, WalTailState};
-use segwal_benches::{create_zero_filled, payload, pread_chunks};
+use segwal_benches::{create_zero_filled, payload, pread_chunks, segment_paths, timed_threads};
 use segwal_std::{SharedWal, Wal, WalOptions};
 use tempfile::TempDir;
 
@@ -239,32 +237,6 @@ impl AppendTarget for RawTarget {
         }
         start.elapsed()
     }
-}
-
-/// Runs `work(share)` on `threads` threads, the shares adding up to
-/// `iters`, and returns the wall time from their common start (a barrier)
-/// to the last one's end. Spawning is not timed.
-fn timed_threads(threads: usize, iters: u64, work: impl Fn(u64) + Sync) -> Duration {
-    let barrier = Barrier::new(threads + 1);
-    let threads_u64 = threads as u64;
-    thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads_u64)
-            .map(|index| {
-                let share = iters / threads_u64 + u64::from(index < iters % threads_u64);
-                let (barrier, work) = (&barrier, &work);
-                scope.spawn(move || {
-                    barrier.wait();
-                    work(share);
-                })
-            })
-            .collect();
-        barrier.wait();
-        let start = Instant::now();
-        for worker in workers {
-            worker.join().expect("appending thread");
-        }
-        start.elapsed()
-    })
 }
 
 /// segwal: a `SharedWal` appended to from `threads` threads, one record
@@ -477,18 +449,6 @@ fn built_log(records: u64) -> PathBuf {
         start.elapsed()
     );
     dir
-}
-
-/// The paths of the segment files of the log in `dir`, oldest first.
-fn segment_paths(dir: &Path) -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
-        .expect("list the log")
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "seg"))
-        .collect();
-    // Zero-padded sequence numbers: the name order is the log order.
-    paths.sort();
-    paths
 }
 
 /// The baseline of open: the least any open of the log must do, which is

@@ -147,6 +147,56 @@ pub fn permutation(count: usize, seed: u64) -> Vec<usize> {
     order
 }
 
+/// Runs `work(share)` on `threads` threads, the shares adding up to
+/// `records`, and returns the wall time from their common start (a
+/// barrier) to the last one's end. Spawning is not timed.
+///
+/// # Panics
+///
+/// When a thread panics.
+pub fn timed_threads(
+    threads: usize,
+    records: u64,
+    work: impl Fn(u64) + Sync,
+) -> std::time::Duration {
+    let barrier = std::sync::Barrier::new(threads + 1);
+    let threads_u64 = threads as u64;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads_u64)
+            .map(|index| {
+                let share = records / threads_u64 + u64::from(index < records % threads_u64);
+                let (barrier, work) = (&barrier, &work);
+                scope.spawn(move || {
+                    barrier.wait();
+                    work(share);
+                })
+            })
+            .collect();
+        barrier.wait();
+        let start = std::time::Instant::now();
+        for worker in workers {
+            worker.join().expect("appending thread");
+        }
+        start.elapsed()
+    })
+}
+
+/// The segment files of the segwal log in `dir`, oldest first.
+///
+/// # Panics
+///
+/// When the directory cannot be listed.
+pub fn segment_paths(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .expect("list the log")
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "seg"))
+        .collect();
+    // Zero-padded sequence numbers: the name order is the log order.
+    paths.sort();
+    paths
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,15 +3,15 @@
 //! workload asks for one (W5). Files are preallocated and zero-filled
 //! (`create_zero_filled`) before the clock starts, like a segwal segment.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::hint::black_box;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use segwal_benches::rounds::Slices;
-use segwal_benches::{create_zero_filled, payload, pread_chunks};
+use segwal_benches::{create_zero_filled, payload, pread_chunks, segment_paths};
 use tempfile::TempDir;
 
 use crate::{
@@ -191,18 +191,6 @@ impl Reads {
         assert_eq!(crc, self.crc32c, "the file reads back");
         start.elapsed()
     }
-}
-
-/// The segment files of the log in `dir`, in log order.
-fn segment_paths(dir: &Path) -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
-        .expect("list the log")
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "seg"))
-        .collect();
-    // Zero-padded sequence numbers: the name order is the log order.
-    paths.sort();
-    paths
 }
 
 /// W6: the least any open of segwal's log in `dir` must do: list the
