@@ -28,6 +28,8 @@
 
 mod console;
 mod event;
+#[cfg(feature = "host")]
+pub mod host;
 mod log;
 
 use core::fmt::Write;

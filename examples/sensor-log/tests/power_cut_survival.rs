@@ -15,22 +15,10 @@
 #![allow(clippy::cast_possible_truncation)]
 
 use segwal::Lsn;
-use segwal_ram::{FaultPlan, RamNorFlash, TornFill};
-use sensor_log::{Event, Layout, SCAN_BUFFER_BYTES, SensorLog, boot, check_survival, log_readings};
+use segwal_ram::{FaultPlan, TornFill};
+use sensor_log::{Event, SCAN_BUFFER_BYTES, boot, check_survival, log_readings};
 
-const WORD_BYTES: usize = 4;
-const BLOCK_BYTES: usize = 4096;
-const SLOT_COUNT: u32 = 4;
-
-type Flash = RamNorFlash<WORD_BYTES, BLOCK_BYTES>;
-type Log = SensorLog<Flash, [u8; SCAN_BUFFER_BYTES], { SLOT_COUNT as usize }>;
-
-const LAYOUT: Layout = Layout {
-    region_start: 0,
-    slot_count: SLOT_COUNT,
-    slot_size_bytes: BLOCK_BYTES as u32,
-    salt_seed: 0x7E57_5EED,
-};
+use sensor_log::host::{BLOCK_BYTES, Flash, LAYOUT, Log, SLOT_COUNT, WORD_BYTES};
 
 /// Discards the firmware's narration: the test asserts instead.
 struct Quiet;

@@ -20,30 +20,13 @@
 use std::process::ExitCode;
 
 use segwal::Lsn;
-use segwal_ram::{FaultPlan, RamNorFlash, TornFill};
-use sensor_log::{
-    Event, Layout, SCAN_BUFFER_BYTES, SensorLog, Survival, boot, check_survival, log_readings,
-    replay,
-};
+use segwal_ram::{FaultPlan, TornFill};
+use sensor_log::{Event, SCAN_BUFFER_BYTES, Survival, boot, check_survival, log_readings, replay};
 
-/// Flash word: 4 bytes, as on most Cortex-M4 parts.
-const WORD_BYTES: usize = 4;
-/// Erase block: 4 KiB, as on an nRF52.
-const BLOCK_BYTES: usize = 4096;
-/// The region: four one-block slots.
-const SLOT_COUNT: u32 = 4;
+use sensor_log::host::{BLOCK_BYTES, Flash, LAYOUT, Log, SLOT_COUNT, WORD_BYTES};
+
 /// The seed of every fault plan (torn fill); printed so a run replays.
 const SEED: u64 = 0x5E45_0001;
-
-type Flash = RamNorFlash<WORD_BYTES, BLOCK_BYTES>;
-type Log = SensorLog<Flash, [u8; SCAN_BUFFER_BYTES], { SLOT_COUNT as usize }>;
-
-const LAYOUT: Layout = Layout {
-    region_start: 0,
-    slot_count: SLOT_COUNT,
-    slot_size_bytes: BLOCK_BYTES as u32,
-    salt_seed: 0xB0A2_D001,
-};
 
 /// The firmware's console: stdout.
 struct Stdout;
