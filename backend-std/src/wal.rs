@@ -358,10 +358,42 @@ impl Drop for Wal {
 }
 
 /// Iterator over `(lsn, payload)`; payloads are copied out of the log's
-/// buffer.
+/// buffer ([`Iter::next_borrowed`] lends them instead).
 #[derive(Debug)]
 pub struct Iter<'w> {
     inner: segwal::WalIter<'w, DirStore, Box<[u8]>, MAX_SEGMENTS>,
+}
+
+impl Iter<'_> {
+    /// The next record with its payload borrowed from the log's read
+    /// buffer: no copy and no allocation for a record that fits the
+    /// buffer's 64 KiB (a larger one is copied out). The payload lives
+    /// until the next call; `Iterator::next` copies it instead.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Iterator::next`]; after an error the iteration ends.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use segwal_std::Wal;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut wal = Wal::open(dir.path())?;
+    /// wal.append_batch(&[b"a", b"bb", b"ccc"])?;
+    /// let mut records = wal.iter();
+    /// let mut total_bytes = 0;
+    /// while let Some(record) = records.next_borrowed() {
+    ///     let (_lsn, payload) = record?;
+    ///     total_bytes += payload.len();
+    /// }
+    /// assert_eq!(total_bytes, 6);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn next_borrowed(&mut self) -> Option<Result<(Lsn, segwal::Payload<'_>)>> {
+        Some(self.inner.next_record()?.map_err(Error::from))
+    }
 }
 
 impl Iterator for Iter<'_> {

@@ -373,7 +373,7 @@ fn w4_w5_reads(scale: &Scale) -> [WorkloadReport; 2] {
     drop(random);
     let mut scans = vec![
         Side::run("raw pread 64 KiB+crc32c", || raw.scan()),
-        Side::run("segwal Wal::iter", || wal.scan()),
+        Side::run("segwal Wal::iter (next_borrowed)", || wal.scan()),
         Side::run("segwal Reader::read_record loop", || segment.scan()),
         Side::run("seglog Reader::iter", || seglog.scan()),
         Side::run("walogs iter", || walogs.scan()),

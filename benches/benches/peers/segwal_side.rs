@@ -268,12 +268,13 @@ impl WalReads {
         start.elapsed()
     }
 
-    /// W5: `Wal::iter` over every record (each payload copied out into a
-    /// `Vec`, as the iterator yields them).
+    /// W5: `Wal::iter` over every record, payloads lent by
+    /// `Iter::next_borrowed` (no copy).
     pub(crate) fn scan(&mut self) -> Duration {
         let start = Instant::now();
         let mut expected = 0u64;
-        for entry in self.wal.iter() {
+        let mut records = self.wal.iter();
+        while let Some(entry) = records.next_borrowed() {
             let (_, record) = entry.expect("iter");
             assert_eq!(index_of(&record), expected, "records in order");
             expected += 1;
