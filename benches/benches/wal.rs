@@ -9,9 +9,10 @@
 //!   throughput in records.
 //! - `wal_append_128B_threads`: `SharedWal::append` from 4 threads (group
 //!   commit) against the single-thread `Wal::append` (`segwal_wal/1`),
-//!   `SharedWal` from 1 thread, and 4 raw threads each doing `pwrite` +
-//!   `fdatasync`; every rate in records per second, all sides durable per
-//!   record.
+//!   `SharedWal` from 1 thread, 4 raw threads each doing `pwrite` +
+//!   `fdatasync`, and the ceiling of any group commit of 4 writers (one
+//!   thread writing 4 records with one `pwrite` and one `fdatasync`);
+//!   every rate in records per second, all sides durable per record.
 //! - `wal_open_clean`: `Wal::open` and drop of a cleanly closed log of 10
 //!   million records of 100 bytes (1.2 GB in 18 segments) and of one of
 //!   100,000, against listing the directory and reading every segment's
@@ -393,6 +394,15 @@ fn append_threads(c: &mut Criterion) {
     let mut raw = RawThreadsTarget::new(THREADS);
     group.bench_function(BenchmarkId::new("raw_pwrite_fdatasync", THREADS), |b| {
         b.iter_custom(|iters| timed(&mut raw, iters));
+    });
+    drop(raw);
+    // The ceiling of any group commit of THREADS writers: their records
+    // written by one `pwrite` and covered by one `fdatasync`, with no
+    // waiting for anyone.
+    group.throughput(Throughput::Elements(THREADS as u64));
+    let mut ceiling = RawTarget::new(THREADS * APPEND_LEN_BYTES);
+    group.bench_function(BenchmarkId::new("raw_group_pwrite_fdatasync", THREADS), |b| {
+        b.iter_custom(|iters| timed(&mut ceiling, iters));
     });
     group.finish();
 }
