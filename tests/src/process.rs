@@ -45,8 +45,25 @@ pub fn spawn_writer(
     segment_bytes: u64,
     shell_prefix: Option<&str>,
 ) -> Writer {
+    spawn_child(child_exe, "append", dir, seed, segment_bytes, shell_prefix)
+}
+
+/// Starts `segwal_child MODE DIR SEED SEGMENT_BYTES` (see
+/// [`spawn_writer`]).
+///
+/// # Panics
+///
+/// When the child cannot be started: the test cannot run.
+pub fn spawn_child(
+    child_exe: &Path,
+    mode: &str,
+    dir: &Path,
+    seed: u64,
+    segment_bytes: u64,
+    shell_prefix: Option<&str>,
+) -> Writer {
     let args = [
-        "append".to_string(),
+        mode.to_string(),
         dir.display().to_string(),
         seed.to_string(),
         segment_bytes.to_string(),
@@ -82,4 +99,27 @@ pub fn spawn_writer(
 /// The LSN in an `ack LSN` line.
 pub fn acked_lsn(line: &str) -> Option<u64> {
     line.strip_prefix("ack ")?.trim().parse().ok()
+}
+
+/// The payload of a record tagged `tag` by the `shared` child: the tag,
+/// then bytes derived from it, so a record can be checked without knowing
+/// which thread wrote it or whether it was acknowledged.
+pub fn tagged_payload(tag: u64) -> Vec<u8> {
+    let mut payload = tag.to_le_bytes().to_vec();
+    payload.extend_from_slice(&kill_payload(tag, tag));
+    payload
+}
+
+/// The tag of a payload made by [`tagged_payload`], if it is one.
+pub fn tag_of(payload: &[u8]) -> Option<u64> {
+    let tag = u64::from_le_bytes(payload.get(..8)?.try_into().ok()?);
+    (payload == tagged_payload(tag).as_slice()).then_some(tag)
+}
+
+/// The LSN and tag in an `ack LSN TAG` line of the `shared` child.
+pub fn acked_lsn_and_tag(line: &str) -> Option<(u64, u64)> {
+    let mut fields = line.strip_prefix("ack ")?.split_whitespace();
+    let lsn = fields.next()?.parse().ok()?;
+    let tag = fields.next()?.parse().ok()?;
+    Some((lsn, tag))
 }
