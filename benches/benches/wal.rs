@@ -401,9 +401,12 @@ fn append_threads(c: &mut Criterion) {
     // waiting for anyone.
     group.throughput(Throughput::Elements(THREADS as u64));
     let mut ceiling = RawTarget::new(THREADS * APPEND_LEN_BYTES);
-    group.bench_function(BenchmarkId::new("raw_group_pwrite_fdatasync", THREADS), |b| {
-        b.iter_custom(|iters| timed(&mut ceiling, iters));
-    });
+    group.bench_function(
+        BenchmarkId::new("raw_group_pwrite_fdatasync", THREADS),
+        |b| {
+            b.iter_custom(|iters| timed(&mut ceiling, iters));
+        },
+    );
     group.finish();
 }
 
