@@ -123,3 +123,25 @@ pub fn acked_lsn_and_tag(line: &str) -> Option<(u64, u64)> {
     let tag = fields.next()?.parse().ok()?;
     Some((lsn, tag))
 }
+
+/// Opens the log a killed child left in `dir`, as the next writer would,
+/// and checks that it still starts at LSN 1.
+///
+/// # Panics
+///
+/// When the log does not open or lost its first records: `context` (the
+/// seed and round) says which run failed.
+pub fn reopen_after_kill(dir: &Path, segment_bytes: u64, context: &str) -> segwal_std::Wal {
+    let options = segwal_std::WalOptions {
+        segment_size_bytes: segment_bytes,
+        ..segwal_std::WalOptions::default()
+    };
+    let wal = segwal_std::Wal::open_with(dir, &options)
+        .unwrap_or_else(|e| panic!("{context}: reopen failed: {e}"));
+    assert_eq!(
+        wal.first_lsn(),
+        segwal::Lsn(1),
+        "{context}: the log starts at 1"
+    );
+    wal
+}

@@ -11,8 +11,7 @@
 //! continues the same log. The run prints how many kills it made.
 
 use segwal::Lsn;
-use segwal_std::{Wal, WalOptions};
-use segwal_tests::process::{acked_lsn, kill_payload, spawn_writer};
+use segwal_tests::process::{acked_lsn, kill_payload, reopen_after_kill, spawn_writer};
 use segwal_tests::{XorShift, test_seed};
 
 const KILLS: u32 = 60;
@@ -57,13 +56,11 @@ fn every_acknowledged_record_survives_sigkill() {
                 acked_max = acked_max.max(lsn);
             }
         }
-        let options = WalOptions {
-            segment_size_bytes: SEGMENT_BYTES,
-            ..WalOptions::default()
-        };
-        let mut wal = Wal::open_with(dir.path(), &options)
-            .unwrap_or_else(|e| panic!("seed {seed:#x} round {round}: reopen failed: {e}"));
-        assert_eq!(wal.first_lsn(), Lsn(1));
+        let mut wal = reopen_after_kill(
+            dir.path(),
+            SEGMENT_BYTES,
+            &format!("seed {seed:#x} round {round}"),
+        );
         let next = wal.next_lsn().0;
         assert!(
             next > acked_max,

@@ -15,8 +15,9 @@
 use std::collections::{HashMap, HashSet};
 
 use segwal::Lsn;
-use segwal_std::{Wal, WalOptions};
-use segwal_tests::process::{acked_lsn_and_tag, spawn_child, tag_of, tagged_payload};
+use segwal_tests::process::{
+    acked_lsn_and_tag, reopen_after_kill, spawn_child, tag_of, tagged_payload,
+};
 use segwal_tests::{XorShift, test_seed};
 
 const KILLS: u32 = 20;
@@ -68,13 +69,11 @@ fn every_record_a_shared_wal_acknowledged_survives_sigkill() {
             }
         }
 
-        let options = WalOptions {
-            segment_size_bytes: SEGMENT_BYTES,
-            ..WalOptions::default()
-        };
-        let mut wal = Wal::open_with(dir.path(), &options)
-            .unwrap_or_else(|e| panic!("seed {seed:#x} round {round}: reopen failed: {e}"));
-        assert_eq!(wal.first_lsn(), Lsn(1));
+        let mut wal = reopen_after_kill(
+            dir.path(),
+            SEGMENT_BYTES,
+            &format!("seed {seed:#x} round {round}"),
+        );
         let next = wal.next_lsn().0;
         let mut tags = HashSet::new();
         for lsn in 1..next {
