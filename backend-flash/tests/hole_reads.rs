@@ -1,9 +1,10 @@
 //! Reads after a flash hole: after a torn record write on flash, the log
 //! resumes past the torn words and flags its next record
 //! `RESUMES_AFTER_HOLE`. The open-time scan follows the hole, so the record
-//! is counted, but `Wal::read` and `Wal::iter` locate records by walking
-//! record headers by their length, land on the torn record and fail.
-//! A core bug; this test pins it down until it is fixed.
+//! is counted. `Wal::read` and `Wal::iter` once located records by
+//! walking record headers by their length, landed on the torn record and
+//! failed; on flash they now take the checked walk that follows holes.
+//! This test keeps that bug fixed.
 // Test geometries are small: every cast between lengths fits.
 #![allow(clippy::cast_possible_truncation)]
 

@@ -63,8 +63,7 @@ fn reboot(device: &RamDevice, seed: u64, cut: Option<u64>) -> RamDevice {
 /// most one unacknowledged record beyond it, everything reads back.
 /// `read_all` reads every record by LSN and by iteration; without it the
 /// records are checked by a full scan ([`segwal::Wal::verify`]), which
-/// follows flash holes (reads after a hole hit a core bug: see
-/// `hole_reads.rs`).
+/// follows flash holes as reads do (`hole_reads.rs`).
 fn open_and_check(device: &RamDevice, acked: u64, context: &str, read_all: bool) -> TestLog {
     let mut log = open_log(device, SLOTS, RingMode::DropOldest)
         .unwrap_or_else(|e| panic!("{context}: open failed: {e:?}"));
