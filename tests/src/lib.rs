@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use segwal::format::record_extent_bytes;
 use segwal::{
     BlockDevice, ChecksumKind, Error, ReadHint, Recovered, RecoveryMode, SEQUENTIAL_WINDOW_BYTES,
-    SegmentConfig, SegmentIdentity, SegmentReader, SegmentWriter,
+    ScanReport, SegmentConfig, SegmentIdentity, SegmentReader, SegmentWriter,
 };
 use segwal_ram::RamDevice;
 use segwal_std::FileDevice;
@@ -411,6 +411,30 @@ pub fn open_writer_with<M: Medium>(
 ) -> Result<(SegmentWriter<M::Device>, Recovered), MediumError<M>> {
     let mut scratch = vec![0u8; scratch_len_bytes];
     SegmentWriter::open(medium.device(), medium.segment_start(), mode, &mut scratch)
+}
+
+/// What a reader that finds the end by scanning (strict recovery, before
+/// any writer repairs the tail) sees in the medium's segment, and that
+/// reader, now allowed to read what it found.
+///
+/// # Panics
+///
+/// When the header cannot be read or the scan fails: `context` says
+/// which case.
+pub fn scan_as_reader<M: Medium>(
+    medium: &M,
+    context: &str,
+) -> (SegmentReader<M::Device, Vec<u8>>, ScanReport) {
+    let mut scanning = SegmentReader::open(
+        medium.device(),
+        medium.segment_start(),
+        vec![0u8; BUFFER_BYTES],
+    )
+    .unwrap_or_else(|e| panic!("{context}: reader: {e:?}"));
+    let report = scanning
+        .recover_flushed_offset(RecoveryMode::Strict)
+        .unwrap_or_else(|e| panic!("{context}: scan: {e:?}"));
+    (scanning, report)
 }
 
 /// A reader over the medium's segment with a [`BUFFER_BYTES`] buffer,

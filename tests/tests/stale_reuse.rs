@@ -20,12 +20,10 @@
 //!
 //! Runs over RAM and a file.
 
-use segwal::{
-    ChecksumKind, Error, ReadHint, RecoveryMode, SegmentConfig, SegmentReader, TailState,
-};
+use segwal::{ChecksumKind, Error, ReadHint, RecoveryMode, SegmentConfig, TailState};
 use segwal_tests::{
-    BUFFER_BYTES, FileMedium, Medium, RamMedium, Written, XorShift, all_zero, append_all,
-    assert_same_records, dirty_end, open_reader, open_writer, payload, read_all, test_seed,
+    FileMedium, Medium, RamMedium, Written, XorShift, all_zero, append_all, assert_same_records,
+    dirty_end, open_reader, open_writer, payload, read_all, scan_as_reader, test_seed,
 };
 
 const SEGMENT_BYTES: u32 = 64 * 1024;
@@ -89,15 +87,7 @@ fn stale_reuse<M: Medium>(medium: &mut M, seed: u64, reuse: Reuse) {
     );
     medium.reboot();
 
-    let mut scanning = SegmentReader::open(
-        medium.device(),
-        medium.segment_start(),
-        vec![0u8; BUFFER_BYTES],
-    )
-    .expect("reader");
-    let report = scanning
-        .recover_flushed_offset(segwal::RecoveryMode::Strict)
-        .expect("scan");
+    let (mut scanning, report) = scan_as_reader(medium, &context);
     assert_eq!(u64::from(report.records_end), new_flushed, "{context}");
     assert_eq!(report.record_count, new.len() as u64, "{context}");
     let all = read_all(&mut scanning).expect("read");

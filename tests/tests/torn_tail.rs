@@ -26,9 +26,9 @@
 use segwal::{ChecksumKind, Error, ReadHint, RecoveryMode, SegmentReader, TailClass, TailState};
 use segwal_std::{Reader, Writer};
 use segwal_tests::{
-    BUFFER_BYTES, FileMedium, Medium, RamMedium, Written, XorShift, all_zero, append_all,
-    assert_reads_by_offset, assert_same_records, at, config_for, create_segment, dirty_end, extent,
-    open_reader, open_writer, payload, read_all, temp_path, test_seed,
+    FileMedium, Medium, RamMedium, Written, XorShift, all_zero, append_all, assert_reads_by_offset,
+    assert_same_records, at, config_for, create_segment, dirty_end, extent, open_reader,
+    open_writer, payload, read_all, scan_as_reader, temp_path, test_seed,
 };
 
 const SEGMENT_BYTES: u32 = 16 * 1024;
@@ -262,15 +262,7 @@ fn tear_batch<M: Medium>(medium: &mut M, setup: &BatchSetup, cut: u64, fill: u8,
 
     // A reader that finds the end by scanning, before any writer repairs
     // the tail, stops at the batch's start.
-    let mut scanning = SegmentReader::open(
-        medium.device(),
-        medium.segment_start(),
-        vec![0u8; BUFFER_BYTES],
-    )
-    .expect("reader");
-    let report = scanning
-        .recover_flushed_offset(segwal::RecoveryMode::Strict)
-        .expect("scan");
+    let (mut scanning, report) = scan_as_reader(medium, context);
     assert_eq!(u64::from(report.records_end), batch_start, "{context}");
     assert_eq!(report.record_count, setup.before.len() as u64, "{context}");
     assert!(

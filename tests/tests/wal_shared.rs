@@ -84,6 +84,34 @@ fn reader(wal: &SharedWal, done: &AtomicBool, seed: u64, which: u64) -> Vec<(u64
     seen
 }
 
+/// `(LSN, thread, record index)`: an append's answer, or a reader's sight.
+type Sighting = (u64, u32, u32);
+
+/// Joins the writers, then stops and joins the readers: every writer's
+/// answers by LSN (each LSN handed out once), and everything the readers
+/// saw.
+fn join_all(
+    writers: Vec<thread::JoinHandle<Vec<Sighting>>>,
+    readers: Vec<thread::JoinHandle<Vec<Sighting>>>,
+    done: &AtomicBool,
+) -> (BTreeMap<u64, (u32, u32)>, Vec<Sighting>) {
+    let mut answers = BTreeMap::new();
+    for writer in writers {
+        for (lsn, thread, index) in writer.join().expect("writer") {
+            assert!(
+                answers.insert(lsn, (thread, index)).is_none(),
+                "LSN {lsn} handed out twice"
+            );
+        }
+    }
+    done.store(true, Ordering::SeqCst);
+    let seen = readers
+        .into_iter()
+        .flat_map(|r| r.join().expect("reader"))
+        .collect();
+    (answers, seen)
+}
+
 /// Checks the answers against what readers saw and the reopened log.
 fn check_answers(
     dir: &std::path::Path,
@@ -155,20 +183,7 @@ fn every_lsn_is_handed_out_once_and_keeps_its_payload() {
             })
         })
         .collect();
-    let mut answers = BTreeMap::new();
-    for writer in writers {
-        for (lsn, thread, index) in writer.join().expect("writer") {
-            assert!(
-                answers.insert(lsn, (thread, index)).is_none(),
-                "LSN {lsn} handed out twice"
-            );
-        }
-    }
-    done.store(true, Ordering::SeqCst);
-    let seen: Vec<_> = readers
-        .into_iter()
-        .flat_map(|r| r.join().expect("reader"))
-        .collect();
+    let (answers, seen) = join_all(writers, readers, &done);
     assert!(seen.len() >= 2 * READS_MIN as usize, "readers read");
     assert_eq!(
         wal.next_lsn().0,
@@ -224,20 +239,7 @@ fn concurrent_batches_each_get_one_contiguous_range() {
             })
         })
         .collect();
-    let mut answers = BTreeMap::new();
-    for writer in writers {
-        for (lsn, thread, index) in writer.join().expect("writer") {
-            assert!(
-                answers.insert(lsn, (thread, index)).is_none(),
-                "LSN {lsn} handed out twice"
-            );
-        }
-    }
-    done.store(true, Ordering::SeqCst);
-    let seen: Vec<_> = readers
-        .into_iter()
-        .flat_map(|r| r.join().expect("reader"))
-        .collect();
+    let (answers, seen) = join_all(writers, readers, &done);
     drop(wal);
     check_answers(dir.path(), seed, &answers, &seen);
 }
