@@ -331,6 +331,43 @@ fn expect_no_device_error<T>(
     }
 }
 
+/// Reopens the segment by a scan, as the log does before its next append:
+/// strictly while no synced byte was damaged (then the scan must find
+/// every record written, no more), truncating at the damage after. `None`
+/// when a damaged segment does not reopen.
+///
+/// # Panics
+///
+/// When an undamaged segment does not reopen, or reopens with another
+/// record count; `what` names the case.
+fn reopen_by_scan(
+    device: &mut RamDevice,
+    start: u64,
+    scratch: &mut [u8],
+    written: &Written,
+    what: &str,
+) -> Option<SegmentAppender> {
+    let mode = if written.damaged {
+        RecoveryMode::TruncateAtCorruption
+    } else {
+        RecoveryMode::Strict
+    };
+    match SegmentAppender::open(device, start, mode, scratch) {
+        Ok((reopened, recovered)) => {
+            if !written.damaged {
+                assert_eq!(
+                    recovered.record_count,
+                    written.records.len() as u64,
+                    "reopen {what} lost or invented records"
+                );
+            }
+            Some(reopened)
+        }
+        Err(e) if !written.damaged => panic!("reopen {what} behind intact records failed: {e:?}"),
+        Err(_) => None,
+    }
+}
+
 /// What [`write_segment`] may do besides what the writer does itself.
 #[derive(Debug, Clone, Copy)]
 pub struct WriteLimits {
@@ -437,26 +474,15 @@ pub fn write_segment(
                     written.torn_tail_left = true;
                     break;
                 }
-                let mode = if written.damaged {
-                    RecoveryMode::TruncateAtCorruption
-                } else {
-                    RecoveryMode::Strict
-                };
-                match SegmentAppender::open(&mut device, start, mode, &mut scratch) {
-                    Ok((reopened, recovered)) => {
-                        if !written.damaged {
-                            assert_eq!(
-                                recovered.record_count,
-                                written.records.len() as u64,
-                                "reopen after a torn tail lost or invented records"
-                            );
-                        }
-                        appender = reopened;
-                    }
-                    Err(e) if !written.damaged => {
-                        panic!("reopen after a torn tail behind intact records failed: {e:?}")
-                    }
-                    Err(_) => break,
+                match reopen_by_scan(
+                    &mut device,
+                    start,
+                    &mut scratch,
+                    &written,
+                    "after a torn tail",
+                ) {
+                    Some(reopened) => appender = reopened,
+                    None => break,
                 }
             }
             WriteOp::Reopen { from_marker } => {
@@ -491,24 +517,9 @@ pub fn write_segment(
                         written.marker
                     );
                 }
-                let mode = if written.damaged {
-                    RecoveryMode::TruncateAtCorruption
-                } else {
-                    RecoveryMode::Strict
-                };
-                match SegmentAppender::open(&mut device, start, mode, &mut scratch) {
-                    Ok((reopened, recovered)) => {
-                        if !written.damaged {
-                            assert_eq!(
-                                recovered.record_count,
-                                written.records.len() as u64,
-                                "reopen of an intact segment"
-                            );
-                        }
-                        appender = reopened;
-                    }
-                    Err(e) if !written.damaged => panic!("reopen of an intact segment: {e:?}"),
-                    Err(_) => break,
+                match reopen_by_scan(&mut device, start, &mut scratch, &written, "of a segment") {
+                    Some(reopened) => appender = reopened,
+                    None => break,
                 }
             }
             WriteOp::Damage { offset, len, xor } => {
