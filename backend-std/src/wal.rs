@@ -419,8 +419,6 @@ struct Shared {
     /// Callers that appended since the last sync began: the next sync
     /// covers them.
     callers_pending: usize,
-    /// Callers the running (or last) sync covers.
-    callers_in_sync: usize,
     /// Callers the next leader expects: those the last sync released (they
     /// come back with their next record while the sync ran) plus those
     /// that appended during it. A sync that covers them all needs no
@@ -433,7 +431,7 @@ struct Shared {
 #[derive(Debug)]
 struct Inner {
     state: Mutex<Shared>,
-    /// A sync finished (or a gathering leader started its sync).
+    /// A sync finished (or failed to start).
     synced: Condvar,
     /// A caller appended while a leader gathers.
     arrived: Condvar,
@@ -507,7 +505,6 @@ impl SharedWal {
                 syncing: false,
                 gathering: false,
                 callers_pending: 0,
-                callers_in_sync: 0,
                 callers_expected: 0,
                 sync_duration_last: Duration::ZERO,
             }),
@@ -670,7 +667,7 @@ impl SharedWal {
                 return Err(segwal::Error::Device(e).into());
             }
         };
-        state.callers_in_sync = core::mem::take(&mut state.callers_pending);
+        let callers_in_sync = core::mem::take(&mut state.callers_pending);
         state.syncing = true;
         if state.gathering {
             self.inner.arrived.notify_one();
@@ -682,7 +679,7 @@ impl SharedWal {
         let mut state = self.lock();
         state.syncing = false;
         state.sync_duration_last = duration;
-        state.callers_expected = state.callers_in_sync + state.callers_pending;
+        state.callers_expected = callers_in_sync + state.callers_pending;
         let finished = state.wal.finish_sync(ticket, outcome);
         self.inner
             .durable_lsn
