@@ -790,9 +790,10 @@ mod tests {
 
     use segwal::{BlockDevice, DeviceError};
 
-    /// Held while spawning a child and while dropping a store and expecting
-    /// its lock to be free: between fork and exec the child holds copies of
-    /// every descriptor, `LOCK`s included, and with them their `flock`s.
+    /// Held from spawning a child until the child has told us it runs, and
+    /// while opening a store for writing: from fork until a moment after
+    /// exec the child holds copies of every descriptor, `LOCK`s included,
+    /// and with them their `flock`s.
     static FORK_GUARD: Mutex<()> = Mutex::new(());
 
     /// Names the directory the child of
@@ -1319,24 +1320,26 @@ mod tests {
     #[test]
     fn another_process_holding_the_lock_is_named() {
         let temp = tempfile::tempdir().expect("temp dir");
-        let child = {
-            let _guard = FORK_GUARD
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner());
-            Command::new(std::env::current_exe().expect("test binary"))
-                .args([
-                    "dir::tests::hold_the_lock_until_stdin_closes",
-                    "--exact",
-                    "--ignored",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
-                .env(CHILD_DIR_VAR, temp.path())
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("spawn the lock holder")
-        };
+        // Held until the child says it holds the lock: `spawn` returns once
+        // the child execs, but the kernel closes the child's copies of this
+        // process's descriptors (other tests' `LOCK`s among them) a moment
+        // later. A child running its test has closed them all.
+        let fork_guard = FORK_GUARD
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let child = Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "dir::tests::hold_the_lock_until_stdin_closes",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DIR_VAR, temp.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn the lock holder");
         let mut child = ChildGuard(child);
         let child_pid = child.0.id();
         let mut stdout = BufReader::new(child.0.stdout.take().expect("stdout"));
@@ -1348,6 +1351,7 @@ mod tests {
             let read_bytes = stdout.read_line(&mut line).expect("read child");
             assert!(read_bytes > 0, "the child exited without locking");
         }
+        drop(fork_guard);
 
         match DirStore::open(temp.path(), AccessMode::ReadWrite).unwrap_err() {
             DirError::Locked { holder_pid, .. } => assert_eq!(holder_pid, Some(child_pid)),

@@ -51,10 +51,10 @@ use wal_support::{
 
 const SEGMENT_BYTES: u64 = 64 * 1024;
 
-/// Held while a child process is spawned and while this process opens a
-/// log: between fork and exec the child holds copies of every descriptor,
-/// `LOCK`s included, and with them their `flock`s, so a reopen racing a
-/// spawn could see `Locked`.
+/// Held from spawning a child process until the child has told us it runs,
+/// and while this process opens a log: from fork until a moment after exec
+/// the child holds copies of every descriptor, `LOCK`s included, and with
+/// them their `flock`s, so a reopen racing a spawn could see `Locked`.
 static FORK_GUARD: Mutex<()> = Mutex::new(());
 
 fn fork_guard() -> MutexGuard<'static, ()> {
@@ -987,8 +987,12 @@ impl Drop for ChildGuard {
 fn a_writer_in_another_process_is_named_and_its_lock_dies_with_it() {
     let seed = wal_support::seed(0xC41D);
     let dir = temp_dir();
+    // Held until the child says it holds the lock: `spawn` returns once the
+    // child execs, but the kernel closes the child's copies of this
+    // process's descriptors (other tests' `LOCK`s among them) a moment
+    // later. A child running its test has closed them all.
+    let guard = fork_guard();
     let mut child = {
-        let _guard = fork_guard();
         let child = Command::new(std::env::current_exe().expect("test binary"))
             .args([
                 "child_holds_the_lock_until_killed",
@@ -1014,6 +1018,7 @@ fn a_writer_in_another_process_is_named_and_its_lock_dies_with_it() {
         let read_bytes = stdout.read_line(&mut line).expect("read the child");
         assert!(read_bytes > 0, "the child exited without locking");
     }
+    drop(guard);
     match open(dir.path()) {
         Err(Error::Locked { holder_pid, .. }) => assert_eq!(holder_pid, Some(child_pid)),
         Err(other) => panic!("wrong error: {other}"),
