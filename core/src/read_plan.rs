@@ -6,7 +6,9 @@
 //! 1. [`plan_header`]: is the record header already in the window, and if
 //!    not, how much to read from the record's offset. A random read takes the
 //!    header plus 2 KiB in one device read, so a record of 2 KiB or less never
-//!    needs a second one; a sequential read takes a 64 KiB read-ahead window.
+//!    needs a second one; a read whose caller knows the record's extent (the
+//!    log's offset index does) takes exactly the record; a sequential read
+//!    takes a 64 KiB read-ahead window.
 //! 2. [`plan_record`]: once the header gives the record's length, whether the
 //!    whole record is in the window, the window can be extended in place, a
 //!    fresh window must be read, or the record is larger than the buffer and
@@ -25,6 +27,11 @@ pub enum ReadHint {
     Random,
     /// Records are read one after the other: read a 64 KiB window ahead.
     Sequential,
+    /// The caller knows the record's extent in bytes (header, payload and
+    /// padding), from an offset index: read exactly that, one read for a
+    /// record of any size the buffer holds. A wrong value costs a second
+    /// read, never a wrong record: the header still decides.
+    Extent(u64),
 }
 
 /// Payload bytes a random read takes along with the header.
@@ -91,6 +98,10 @@ pub fn plan_header(
     let wanted = match hint {
         ReadHint::Random => RANDOM_READ_BYTES,
         ReadHint::Sequential => SEQUENTIAL_WINDOW_BYTES,
+        // Clamped first: the rounding below must not overflow.
+        ReadHint::Extent(extent_bytes) => {
+            extent_bytes.clamp(RECORD_HEADER_LEN as u64, buffer_len_bytes)
+        }
     }
     .next_multiple_of(read_unit_bytes.max(1));
     Some(Fill {
@@ -147,7 +158,7 @@ pub fn plan_record(
     // read only the missing tail, so the header is never read twice.
     if record_end - window.start <= buffer_len_bytes {
         let read_end = match hint {
-            ReadHint::Random => record_end,
+            ReadHint::Random | ReadHint::Extent(_) => record_end,
             ReadHint::Sequential => (window.start + buffer_len_bytes).min(flushed_offset),
         };
         return RecordPlan::Read {
@@ -166,7 +177,7 @@ pub fn plan_record(
     // fresh window at the record.
     if record_len_bytes <= buffer_len_bytes {
         let read_end = match hint {
-            ReadHint::Random => record_end,
+            ReadHint::Random | ReadHint::Extent(_) => record_end,
             ReadHint::Sequential => (offset + buffer_len_bytes).min(flushed_offset),
         };
         return RecordPlan::Read {
@@ -196,6 +207,48 @@ mod tests {
         start: 0,
         len_bytes: 0,
     };
+
+    #[test]
+    fn an_extent_hint_reads_exactly_the_record_and_never_overflows() {
+        let fill = plan_header(ReadHint::Extent(120), 1000, EMPTY, 1_000_000, 65536, 1).unwrap();
+        assert_eq!(fill.len_bytes, 120, "the record, not header + 2 KiB");
+        let fill = plan_header(ReadHint::Extent(120), 1024, EMPTY, 1_000_000, 65536, 512).unwrap();
+        assert_eq!(fill.len_bytes, 512, "whole read units");
+        let fill = plan_header(ReadHint::Extent(3), 1000, EMPTY, 1_000_000, 65536, 1).unwrap();
+        assert_eq!(fill.len_bytes, HEADER, "at least the header");
+        let fill = plan_header(ReadHint::Extent(u64::MAX), 0, EMPTY, 1 << 40, 65536, 512).unwrap();
+        assert_eq!(fill.len_bytes, 65536, "capped by the buffer");
+        let fill = plan_header(ReadHint::Extent(120), 1000, EMPTY, 1050, 65536, 1).unwrap();
+        assert_eq!(fill.len_bytes, 50, "never past the flushed offset");
+
+        // A hint shorter than the record costs one more read of the rest.
+        let window = Window {
+            start: 1000,
+            len_bytes: HEADER,
+        };
+        let plan = plan_record(
+            ReadHint::Extent(HEADER),
+            1000,
+            120,
+            window,
+            1_000_000,
+            65536,
+        );
+        assert_eq!(
+            plan,
+            RecordPlan::Read {
+                fill: Fill {
+                    start: 1000 + HEADER,
+                    len_bytes: 120 - HEADER,
+                    buffer_offset: HEADER,
+                },
+                new_window: Window {
+                    start: 1000,
+                    len_bytes: 120,
+                },
+            }
+        );
+    }
 
     #[test]
     fn random_header_read_takes_header_plus_2k_capped_by_flushed() {
@@ -364,7 +417,15 @@ mod tests {
         let flushed = 3000u64;
         for buffer in [RANDOM_READ_BYTES, 2100, 4096] {
             for offset in (0..flushed - HEADER).step_by(40) {
-                for hint in [ReadHint::Random, ReadHint::Sequential] {
+                let hints = [
+                    ReadHint::Random,
+                    ReadHint::Sequential,
+                    ReadHint::Extent(0),
+                    ReadHint::Extent(120),
+                    ReadHint::Extent(2500),
+                    ReadHint::Extent(u64::MAX),
+                ];
+                for hint in hints {
                     let fill = plan_header(hint, offset, EMPTY, flushed, buffer, 1).unwrap();
                     assert!(fill.start + fill.len_bytes <= flushed);
                     assert!(fill.buffer_offset + fill.len_bytes <= buffer);

@@ -618,9 +618,12 @@ impl SegmentAppender {
         chunk: &[&[u8]],
         ends_batch: bool,
     ) -> Result<(), Error<D::Error>> {
+        assert!(chunk.len() <= BATCH_RECORDS_PER_WRITE);
         let align = self.header.record_align_bytes();
-        let mut headers = [[0u8; RECORD_HEADER_LEN]; BATCH_RECORDS_PER_WRITE];
-        let mut pads = [0usize; BATCH_RECORDS_PER_WRITE];
+        // heapless, not arrays: an array for the largest chunk would be
+        // zeroed on every append, most of which are one record.
+        let mut headers: heapless::Vec<[u8; RECORD_HEADER_LEN], BATCH_RECORDS_PER_WRITE> =
+            heapless::Vec::new();
         let mut offset = self.written_offset;
         for (index, payload) in chunk.iter().enumerate() {
             let is_last = ends_batch && index + 1 == chunk.len();
@@ -630,20 +633,22 @@ impl SegmentAppender {
                 flags |= FLAG_RESUMES_AFTER_HOLE;
                 synced = hole_start;
             }
-            headers[index] = RecordHeader::encode(&self.header, offset, synced, flags, payload);
+            let header = RecordHeader::encode(&self.header, offset, synced, flags, payload);
+            let _ = headers.push(header);
             let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-            let extent = record_extent_bytes(len, align);
-            pads[index] = usize::try_from(extent).unwrap_or(0) - RECORD_HEADER_LEN - payload.len();
-            offset += u32::try_from(extent).unwrap_or(u32::MAX);
+            offset += u32::try_from(record_extent_bytes(len, align)).unwrap_or(u32::MAX);
         }
         let mut pieces: heapless::Vec<&[u8], { BATCH_RECORDS_PER_WRITE * PIECES_PER_RECORD_MAX }> =
             heapless::Vec::new();
-        for (index, payload) in chunk.iter().enumerate() {
+        for (header, payload) in headers.iter().zip(chunk) {
             // Capacity covers the worst case: header, payload, padding runs.
-            let _ = pieces.push(&headers[index]);
+            let _ = pieces.push(header);
             let _ = pieces.push(payload);
-            for zeros in zero_runs(pads[index]) {
-                let _ = pieces.push(zeros);
+            let unpadded = RECORD_HEADER_LEN + payload.len();
+            let pad = unpadded.next_multiple_of(align as usize) - unpadded;
+            if pad > 0 {
+                // Below the alignment, so within `ZEROS`.
+                let _ = pieces.push(&ZEROS[..pad]);
             }
         }
         let at = self.segment_start + u64::from(self.written_offset);

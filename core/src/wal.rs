@@ -1199,10 +1199,27 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
     /// damaged data; [`Error::Device`].
     pub fn read(&mut self, lsn: Lsn) -> Result<Payload<'_>, Error<S::Error>> {
         let (index, offset) = self.position_of(lsn.0)?;
+        let hint = self.random_read_hint(index, lsn.0, offset);
         let (device, cursor) = self.device_and_cursor(index)?;
-        Ok(cursor
-            .read_record(device, offset, ReadHint::Random)?
-            .payload)
+        Ok(cursor.read_record(device, offset, hint)?.payload)
+    }
+
+    /// How much a read of record `lsn`, at `offset` of segment `index`,
+    /// takes: exactly the record when the offset index has the record after
+    /// it (the distance between the two is the extent), else a header and
+    /// 2 KiB.
+    fn random_read_hint(&self, index: usize, lsn: u64, offset: u64) -> ReadHint {
+        #[cfg(feature = "alloc")]
+        {
+            let header = &self.segments[index].header;
+            let next = self.index.peek(header.sequence, lsn - header.base_lsn + 1);
+            if let Some(extent_bytes) = next.and_then(|next| next.checked_sub(offset)) {
+                return ReadHint::Extent(extent_bytes);
+            }
+        }
+        #[cfg(not(feature = "alloc"))]
+        let _ = (index, lsn, offset);
+        ReadHint::Random
     }
 
     /// Segment index and offset of `lsn`.

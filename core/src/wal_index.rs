@@ -29,6 +29,14 @@ impl IndexCache {
         Some(u64::from(offset))
     }
 
+    /// The offset of record `ordinal` of segment `sequence`, if indexed,
+    /// without counting as a use.
+    pub(crate) fn peek(&self, sequence: u64, ordinal: u64) -> Option<u64> {
+        let (_, offsets) = self.entries.iter().find(|(s, _)| *s == sequence)?;
+        let offset = *offsets.get(usize::try_from(ordinal).ok()?)?;
+        Some(u64::from(offset))
+    }
+
     /// Keeps the complete offsets of segment `sequence`.
     pub(crate) fn insert(&mut self, sequence: u64, offsets: Vec<u32>) {
         self.forget(sequence);

@@ -250,3 +250,49 @@ fn the_recovery_scan_reads_the_segment_about_once() {
 fn medium_records_start(medium: &RamMedium) -> u64 {
     open_reader(medium, 0).records_start()
 }
+
+/// `Wal::read` by LSN, once the log's offset index has the segment: one
+/// device read of exactly the record (header, payload, padding), whatever
+/// its size up to the read buffer, not a header and 2 KiB.
+#[test]
+fn a_read_by_lsn_reads_exactly_the_record() {
+    use segwal_tests::wal_support::{self, open_ram, ram_config};
+
+    let seed = test_seed(0xC0C0_0003);
+    let mut wal = open_ram(segwal_ram::RamStore::new(seed), ram_config(1 << 20)).expect("open");
+    let lens: Vec<usize> = sizes().into_iter().chain([6000, 20_000]).collect();
+    for (index, &len) in lens.iter().enumerate() {
+        wal.append(&wal_support::payload_with_len(seed, index as u64, len))
+            .expect("append");
+    }
+    assert_eq!(wal.segment_count(), 1, "one segment: one index entry");
+    // The first read walks the segment and keeps its offsets; it reads the
+    // last record, which no read below can then find in the window.
+    wal.read(segwal::Lsn(lens.len() as u64)).expect("read");
+    // The last record has no successor in the index to measure it by.
+    for (index, &len) in lens.iter().enumerate().take(lens.len() - 1) {
+        let lsn = segwal::Lsn(index as u64 + 1);
+        let context = format!("seed {seed:#x} payload of {len} bytes, {lsn:?}");
+        let device = wal
+            .store_mut()
+            .segments()
+            .values()
+            .next()
+            .expect("segment")
+            .device()
+            .clone();
+        device.reset_stats();
+        let payload = wal.read(lsn).unwrap_or_else(|e| panic!("{context}: {e}"));
+        assert!(
+            *payload == wal_support::payload_with_len(seed, index as u64, len)[..],
+            "{context}: payload"
+        );
+        let stats = device.stats();
+        assert_eq!(stats.read_calls, 1, "{context}: one device read");
+        assert_eq!(
+            stats.read_bytes,
+            extent(len),
+            "{context}: the record and nothing more"
+        );
+    }
+}
