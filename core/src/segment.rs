@@ -150,6 +150,17 @@ pub struct Appended {
     pub offset: u64,
     /// Payload length in bytes.
     pub len_bytes: u32,
+    /// Bytes the record occupies: header, payload and padding.
+    pub extent_bytes: u32,
+}
+
+impl Appended {
+    /// The hint that reads this record back in one device read of exactly
+    /// its extent, whatever its size up to the reader's buffer: pass it
+    /// with [`offset`](Self::offset) to `read_record`.
+    pub fn read_hint(&self) -> crate::ReadHint {
+        crate::ReadHint::Extent(u64::from(self.extent_bytes))
+    }
 }
 
 /// What opening a segment for writing found and did.
@@ -543,10 +554,13 @@ impl SegmentAppender {
         payload: &[u8],
     ) -> Result<Appended, Error<D::Error>> {
         let range = self.append_batch(device, &[payload])?;
+        // Both fit: the record is inside a segment of at most 4 GiB.
         let len_bytes = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+        let extent_bytes = u32::try_from(range.end - range.start).unwrap_or(u32::MAX);
         Ok(Appended {
             offset: range.start,
             len_bytes,
+            extent_bytes,
         })
     }
 

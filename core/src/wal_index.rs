@@ -23,9 +23,11 @@ impl IndexCache {
         let at = self.entries.iter().position(|(s, _)| *s == sequence)?;
         let ordinal = usize::try_from(ordinal).ok()?;
         let offset = *self.entries[at].1.get(ordinal)?;
-        // Most recently used last.
-        let entry = self.entries.remove(at);
-        self.entries.push(entry);
+        // Most recently used last; it usually is already.
+        if at + 1 != self.entries.len() {
+            let entry = self.entries.remove(at);
+            self.entries.push(entry);
+        }
         Some(u64::from(offset))
     }
 

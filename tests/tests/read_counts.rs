@@ -296,3 +296,44 @@ fn a_read_by_lsn_reads_exactly_the_record() {
         );
     }
 }
+
+/// A random read with the hint of the handle `append` returned: one device
+/// read of exactly the header and payload, whatever the record's size up to
+/// the reader's buffer (a plain `Random` read takes a header and 2 KiB).
+#[test]
+fn a_read_with_the_append_handle_reads_exactly_the_record() {
+    let seed = test_seed(0xC0C0_0004);
+    let medium = RamMedium::new(SEGMENT_BYTES);
+    let mut writer = create_segment(
+        &medium,
+        &config_for(&medium, segwal::ChecksumKind::Crc32c),
+        seed,
+    );
+    let handles: Vec<(segwal::Appended, Vec<u8>)> = sizes()
+        .into_iter()
+        .chain([6000, 20_000])
+        .enumerate()
+        .map(|(i, len)| {
+            let payload = payload(seed, i as u64, len);
+            (writer.append(&payload).expect("append"), payload)
+        })
+        .collect();
+    let flushed = writer.sync().expect("sync");
+    drop(writer);
+    for (appended, payload) in &handles {
+        let context = format!("seed {seed:#x} {appended:?}");
+        let mut reader = open_reader(&medium, flushed);
+        medium.ram().reset_stats();
+        let read = reader
+            .read_record(appended.offset, appended.read_hint())
+            .unwrap_or_else(|e| panic!("{context}: {e}"));
+        assert!(*read.payload == payload[..], "{context}: payload");
+        let stats = medium.ram().stats();
+        assert_eq!(stats.read_calls, 1, "{context}: one device read");
+        assert_eq!(
+            stats.read_bytes,
+            extent(payload.len()),
+            "{context}: the record, nothing more"
+        );
+    }
+}

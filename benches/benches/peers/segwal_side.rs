@@ -16,7 +16,7 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use segwal::{Durability, Lsn, ReadHint, WalTailState};
+use segwal::{Appended, Durability, Lsn, ReadHint, WalTailState};
 use segwal_benches::payload;
 use segwal_benches::rounds::Slices;
 use segwal_std::{FlushedOffset, Reader, SharedWal, Wal, WalOptions, Writer};
@@ -289,7 +289,8 @@ impl WalReads {
 /// offset.
 pub(crate) struct SegmentReads {
     reader: Reader,
-    offsets: Vec<u64>,
+    /// The handles `Writer::append` returned: offset and extent.
+    handles: Vec<Appended>,
     records_start: u64,
     records_end: u64,
 }
@@ -298,13 +299,8 @@ impl SegmentReads {
     /// Writes the records into a fresh segment at `path` and syncs.
     pub(crate) fn build(path: &Path, records: u64) -> Self {
         let mut writer = Writer::create(path, READ_CAPACITY_BYTES, 0).expect("create segment");
-        let offsets: Vec<u64> = (0..records)
-            .map(|index| {
-                writer
-                    .append(&indexed_payload(index))
-                    .expect("append")
-                    .offset
-            })
+        let handles: Vec<Appended> = (0..records)
+            .map(|index| writer.append(&indexed_payload(index)).expect("append"))
             .collect();
         writer.sync().expect("sync");
         let flushed: FlushedOffset = writer.flushed_offset();
@@ -313,20 +309,21 @@ impl SegmentReads {
         let reader = Reader::open(path, Some(flushed)).expect("open reader");
         SegmentReads {
             reader,
-            offsets,
+            handles,
             records_start,
             records_end,
         }
     }
 
-    /// W4: `Reader::read_record` with `ReadHint::Random` (zero-copy), in
-    /// `order`.
+    /// W4: `Reader::read_record` by the handle `append` returned, with its
+    /// read hint (one read of exactly the record; zero-copy), in `order`.
     pub(crate) fn random_reads(&mut self, order: &[usize]) -> Duration {
         let start = Instant::now();
         for &index in order {
+            let handle = self.handles[index];
             let record = self
                 .reader
-                .read_record(self.offsets[index], ReadHint::Random)
+                .read_record(handle.offset, handle.read_hint())
                 .expect("read_record");
             assert_eq!(index_of(&record.payload), index as u64, "the right record");
         }
@@ -349,7 +346,7 @@ impl SegmentReads {
             expected += 1;
         }
         let elapsed = start.elapsed();
-        assert_eq!(expected, self.offsets.len() as u64, "every record scanned");
+        assert_eq!(expected, self.handles.len() as u64, "every record scanned");
         elapsed
     }
 }
