@@ -355,6 +355,30 @@ fn next_sequence<E: DeviceError>(header: &SegmentHeader) -> Result<u64, Error<E>
         .ok_or(Error::TooManySegments { max: u64::MAX })
 }
 
+/// `segments.insert(at, info)`, shifting by swaps: heapless's `insert`
+/// and `remove` shift with `ptr::copy`, which links compiler-builtins'
+/// `memmove` (about 1.5 KiB of Thumb code) into firmware, for a list of at
+/// most `MAX_SEGMENTS`. A full list is left as it is (as `insert` does).
+fn insert_by_swaps<const N: usize>(
+    segments: &mut heapless::Vec<SegmentInfo, N>,
+    at: usize,
+    info: SegmentInfo,
+) {
+    if segments.push(info).is_ok() {
+        for i in (at + 1..segments.len()).rev() {
+            segments.swap(i - 1, i);
+        }
+    }
+}
+
+/// `segments.remove(0)` by swaps, for the reason of [`insert_by_swaps`].
+fn remove_first_by_swaps<const N: usize>(segments: &mut heapless::Vec<SegmentInfo, N>) {
+    for i in 1..segments.len() {
+        segments.swap(i - 1, i);
+    }
+    segments.pop();
+}
+
 fn chain_error<E: DeviceError>(segment: u64, reason: ChainDefect) -> Error<E> {
     Error::Chain { segment, reason }
 }
@@ -586,7 +610,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
                     // 3 KiB of Thumb code, and recursive) into firmware.
                     let at =
                         segments.partition_point(|info| info.header.sequence <= header.sequence);
-                    let _ = segments.insert(at, SegmentInfo { id, header });
+                    insert_by_swaps(&mut segments, at, SegmentInfo { id, header });
                 }
                 Err(Error::Corrupt {
                     reason: Corruption::Header(defect),
@@ -947,7 +971,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         while self.segments.len() > 1 && self.segments[1].header.base_lsn <= lsn.0 + 1 {
             let oldest = self.segments[0];
             self.store.release(oldest.id).map_err(Error::Device)?;
-            self.segments.remove(0);
+            remove_first_by_swaps(&mut self.segments);
             #[cfg(feature = "alloc")]
             self.index.forget(oldest.header.sequence);
             removed += 1;
