@@ -312,7 +312,10 @@ impl SegmentHeader {
             return Err(HeaderDefect::BadField("record_align_log2"));
         }
         let align = u64::from(self.record_align_bytes());
-        if u64::from(self.segment_size_bytes) % align != 0 {
+        if !self
+            .segment_size_bytes
+            .is_multiple_of(self.record_align_bytes())
+        {
             return Err(HeaderDefect::BadField("segment_size_bytes"));
         }
         let records_start = align_up(
