@@ -560,6 +560,10 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
     /// Reads the header of every segment in the store, oldest first.
     /// Blank or half-written headers (an allocation cut short) are listed in
     /// `unfinished`, to be released once the chain checks out.
+    // Out of line with `settle_chain`: inlined into `open` (itself inlined
+    // into a firmware's caller) the two cost 468 more bytes of Thumb code
+    // (examples/firmware/FIGURES.md).
+    #[inline(never)]
     fn read_headers(
         store: &mut S,
         scratch: &mut [u8],
@@ -670,6 +674,8 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
     /// Keeps the chain that ends at the newest segment; deletes segments an
     /// interrupted truncation cut off; rejects gaps and LSNs that do not
     /// grow. Nothing is deleted unless the whole chain checks out.
+    // Out of line: see `read_headers`.
+    #[inline(never)]
     fn settle_chain(
         store: &mut S,
         segments: &mut heapless::Vec<SegmentInfo, MAX_SEGMENTS>,
