@@ -126,9 +126,7 @@ impl Geometry {
             && self.erase_size_bytes.is_power_of_two()
             && self.write_size_bytes >= self.read_size_bytes
             && self.erase_size_bytes >= self.write_size_bytes
-            && self
-                .capacity_bytes
-                .is_multiple_of(self.erase_size_bytes as u64)
+            && is_multiple_of_u32(self.capacity_bytes, self.erase_size_bytes)
     }
 }
 
@@ -221,11 +219,56 @@ pub fn check_range(
     if end > geometry.capacity_bytes {
         return Err(ErrorKind::OutOfBounds);
     }
-    let granularity = u64::from(granularity_bytes);
-    if !offset.is_multiple_of(granularity) || !len_bytes.is_multiple_of(granularity) {
+    if !is_multiple_of_u32(offset, granularity_bytes)
+        || !is_multiple_of_u32(len_bytes, granularity_bytes)
+    {
         return Err(ErrorKind::Misaligned);
     }
     Ok(())
+}
+
+/// `value.is_multiple_of(u64::from(divisor))` without a `u64` division.
+///
+/// Why: a 32-bit core has no 64-bit divide, and one `u64 %` links
+/// compiler-builtins' `u64` division (about 0.9 KiB of Thumb code) into
+/// firmware. Device units are powers of two (checked by
+/// [`Geometry::is_valid`]), which take a mask; any other divisor (a
+/// backend may pass what it likes to [`check_range`]) takes one `u32`
+/// division and a 32-step shift-and-subtract, with the same answer.
+// Out of line: called from each range check; 16 bytes less in firmware.
+#[inline(never)]
+pub(crate) const fn is_multiple_of_u32(value: u64, divisor: u32) -> bool {
+    if divisor == 0 {
+        // As `u64::is_multiple_of`: only zero is a multiple of zero.
+        return value == 0;
+    }
+    rem_u64_by_u32(value, divisor) == 0
+}
+
+/// `value % u64::from(divisor)` (`divisor` not zero) without a `u64`
+/// division: see [`is_multiple_of_u32`].
+// Both casts keep what they must: the mask's low bits, and a remainder
+// below a `u32` divisor.
+#[allow(clippy::cast_possible_truncation)]
+pub(crate) const fn rem_u64_by_u32(value: u64, divisor: u32) -> u32 {
+    assert!(divisor != 0, "remainder by zero");
+    if divisor.is_power_of_two() {
+        return (value as u32) & (divisor - 1);
+    }
+    let divisor_wide = divisor as u64;
+    // The high word's remainder by the hardware's `u32` divide, then the
+    // low word's 32 bits one at a time: `rem < divisor` throughout, so
+    // `rem << 1 | bit` fits in 33 bits.
+    let mut rem = ((value >> 32) as u32 % divisor) as u64;
+    let mut bit = 32;
+    while bit > 0 {
+        bit -= 1;
+        rem = (rem << 1) | ((value >> bit) & 1);
+        if rem >= divisor_wide {
+            rem -= divisor_wide;
+        }
+    }
+    rem as u32
 }
 
 #[cfg(test)]
@@ -261,6 +304,45 @@ mod tests {
         );
         assert_eq!(check_range(&geometry, 2, 4, 4), Err(ErrorKind::Misaligned));
         assert_eq!(check_range(&geometry, 0, 6, 4), Err(ErrorKind::Misaligned));
+    }
+
+    #[test]
+    fn remainders_without_u64_division_match_the_operator() {
+        let values = [
+            0,
+            1,
+            2,
+            3,
+            4095,
+            4096,
+            4097,
+            u64::from(u32::MAX),
+            u64::from(u32::MAX) + 1,
+            0x1234_5678_9ABC_DEF0,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        let divisors = [
+            1,
+            2,
+            3,
+            4,
+            7,
+            512,
+            4096,
+            4097,
+            1 << 31,
+            u32::MAX - 1,
+            u32::MAX,
+        ];
+        for value in values {
+            for divisor in divisors {
+                let expected = value % u64::from(divisor);
+                assert_eq!(u64::from(rem_u64_by_u32(value, divisor)), expected);
+                assert_eq!(is_multiple_of_u32(value, divisor), expected == 0);
+            }
+            assert_eq!(is_multiple_of_u32(value, 0), value.is_multiple_of(0));
+        }
     }
 
     #[test]

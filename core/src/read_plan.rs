@@ -75,6 +75,32 @@ pub struct Fill {
     pub buffer_offset: u64,
 }
 
+/// [`RANDOM_READ_BYTES`] as a `u32` (checked at compile time).
+// The cast is exact: the assertion holds.
+#[allow(clippy::cast_possible_truncation)]
+const RANDOM_READ_BYTES_U32: u32 = {
+    assert!(RANDOM_READ_BYTES <= u32::MAX as u64);
+    RANDOM_READ_BYTES as u32
+};
+
+/// [`SEQUENTIAL_WINDOW_BYTES`] as a `u32` (checked at compile time).
+// The cast is exact: the assertion holds.
+#[allow(clippy::cast_possible_truncation)]
+const SEQUENTIAL_WINDOW_BYTES_U32: u32 = {
+    assert!(SEQUENTIAL_WINDOW_BYTES <= u32::MAX as u64);
+    SEQUENTIAL_WINDOW_BYTES as u32
+};
+
+/// `wanted.next_multiple_of(unit)` (`unit` not zero) in `u32` arithmetic:
+/// a `u64` division would link compiler-builtins' (about 0.9 KiB of Thumb
+/// code) into firmware. A unit larger than `wanted` is one unit.
+fn next_multiple_of_unit(wanted: u32, unit: u64) -> u64 {
+    match u32::try_from(unit) {
+        Ok(unit) if unit <= wanted => u64::from(wanted) + u64::from((unit - wanted % unit) % unit),
+        _ => unit,
+    }
+}
+
 /// The read, if any, needed before the header of the record at `offset`
 /// can be decoded.
 ///
@@ -96,14 +122,15 @@ pub fn plan_header(
     // Whole read units: a 512-byte-sector device reads header + 2 KiB as
     // five sectors. The buffer and the flushed offset are unit multiples.
     let wanted = match hint {
-        ReadHint::Random => RANDOM_READ_BYTES,
-        ReadHint::Sequential => SEQUENTIAL_WINDOW_BYTES,
-        // Clamped first: the rounding below must not overflow.
+        ReadHint::Random => RANDOM_READ_BYTES_U32,
+        ReadHint::Sequential => SEQUENTIAL_WINDOW_BYTES_U32,
+        // Clamped to the buffer first, so it fits the u32 rounding below.
         ReadHint::Extent(extent_bytes) => {
-            extent_bytes.clamp(RECORD_HEADER_LEN as u64, buffer_len_bytes)
+            let clamped = extent_bytes.clamp(RECORD_HEADER_LEN as u64, buffer_len_bytes);
+            u32::try_from(clamped).unwrap_or(u32::MAX)
         }
-    }
-    .next_multiple_of(read_unit_bytes.max(1));
+    };
+    let wanted = next_multiple_of_unit(wanted, read_unit_bytes.max(1));
     Some(Fill {
         start: offset,
         len_bytes: wanted.min(buffer_len_bytes).min(flushed_offset - offset),

@@ -9,7 +9,7 @@
 use core::ops::Range;
 
 use crate::checksum::ChecksumKind;
-use crate::device::{BlockDevice, Error as DeviceError, Geometry};
+use crate::device::{BlockDevice, Error as DeviceError, Geometry, is_multiple_of_u32};
 use crate::error::{ConfigError, Corruption, Error};
 use crate::format::{
     FLAG_BATCH_CONTINUES, FLAG_MARKER, FLAG_RESUMES_AFTER_HOLE, RECORD_ALIGN_MAX_BYTES,
@@ -182,11 +182,11 @@ fn check_segment_range(geometry: &Geometry, start: u64, size: u32) -> Result<(),
         return Err(ConfigError::SegmentRange);
     }
     if geometry.erase_before_write {
-        let erase = u64::from(geometry.erase_size_bytes);
-        if !start.is_multiple_of(erase) || !u64::from(size).is_multiple_of(erase) {
+        let erase = geometry.erase_size_bytes;
+        if !is_multiple_of_u32(start, erase) || !is_multiple_of_u32(u64::from(size), erase) {
             return Err(ConfigError::SegmentRange);
         }
-    } else if !start.is_multiple_of(u64::from(geometry.write_size_bytes)) {
+    } else if !is_multiple_of_u32(start, geometry.write_size_bytes) {
         return Err(ConfigError::SegmentRange);
     }
     Ok(())

@@ -338,6 +338,9 @@ pub const FIRST_LSN: u64 = 1;
 /// Every segment must be scannable with the log's buffer (by `verify`, by
 /// a later open), whatever its device's read unit: the buffer, trimmed to
 /// whole read units, must hold one random read ([`recovery::scratch_fits`]).
+// Out of line, as are the other checks of `open`: 124 bytes of Thumb code
+// less in firmware (examples/firmware/FIGURES.md).
+#[inline(never)]
 fn check_scratch<E: DeviceError>(len: usize, geometry: &crate::Geometry) -> Result<(), Error<E>> {
     if recovery::scratch_fits(len, geometry.read_size_bytes) {
         Ok(())
@@ -353,6 +356,30 @@ fn next_sequence<E: DeviceError>(header: &SegmentHeader) -> Result<u64, Error<E>
         .sequence
         .checked_add(1)
         .ok_or(Error::TooManySegments { max: u64::MAX })
+}
+
+/// `segments.insert(at, info)`, shifting by swaps: heapless's `insert`
+/// and `remove` shift with `ptr::copy`, which links compiler-builtins'
+/// `memmove` (about 1.5 KiB of Thumb code) into firmware, for a list of at
+/// most `MAX_SEGMENTS`. A full list is left as it is (as `insert` does).
+fn insert_by_swaps<const N: usize>(
+    segments: &mut heapless::Vec<SegmentInfo, N>,
+    at: usize,
+    info: SegmentInfo,
+) {
+    if segments.push(info).is_ok() {
+        for i in (at + 1..segments.len()).rev() {
+            segments.swap(i - 1, i);
+        }
+    }
+}
+
+/// `segments.remove(0)` by swaps, for the reason of [`insert_by_swaps`].
+fn remove_first_by_swaps<const N: usize>(segments: &mut heapless::Vec<SegmentInfo, N>) {
+    for i in 1..segments.len() {
+        segments.swap(i - 1, i);
+    }
+    segments.pop();
 }
 
 fn chain_error<E: DeviceError>(segment: u64, reason: ChainDefect) -> Error<E> {
@@ -536,6 +563,10 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
     /// Reads the header of every segment in the store, oldest first.
     /// Blank or half-written headers (an allocation cut short) are listed in
     /// `unfinished`, to be released once the chain checks out.
+    // Out of line with `settle_chain`: inlined into `open` (itself inlined
+    // into a firmware's caller) the two cost 468 more bytes of Thumb code
+    // (examples/firmware/FIGURES.md).
+    #[inline(never)]
     fn read_headers(
         store: &mut S,
         scratch: &mut [u8],
@@ -586,7 +617,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
                     // 3 KiB of Thumb code, and recursive) into firmware.
                     let at =
                         segments.partition_point(|info| info.header.sequence <= header.sequence);
-                    let _ = segments.insert(at, SegmentInfo { id, header });
+                    insert_by_swaps(&mut segments, at, SegmentInfo { id, header });
                 }
                 Err(Error::Corrupt {
                     reason: Corruption::Header(defect),
@@ -646,6 +677,8 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
     /// Keeps the chain that ends at the newest segment; deletes segments an
     /// interrupted truncation cut off; rejects gaps and LSNs that do not
     /// grow. Nothing is deleted unless the whole chain checks out.
+    // Out of line: see `read_headers`.
+    #[inline(never)]
     fn settle_chain(
         store: &mut S,
         segments: &mut heapless::Vec<SegmentInfo, MAX_SEGMENTS>,
@@ -947,7 +980,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         while self.segments.len() > 1 && self.segments[1].header.base_lsn <= lsn.0 + 1 {
             let oldest = self.segments[0];
             self.store.release(oldest.id).map_err(Error::Device)?;
-            self.segments.remove(0);
+            remove_first_by_swaps(&mut self.segments);
             #[cfg(feature = "alloc")]
             self.index.forget(oldest.header.sequence);
             removed += 1;

@@ -10,7 +10,7 @@ use core::fmt::Write;
 
 use segwal::{Lsn, WalTailState};
 
-use crate::event::Event;
+use crate::event::{Event, div_rem_10};
 
 /// A `core::fmt::Write` console (a UART, RTT, a host's stdout), written to
 /// with hand-formatted numbers.
@@ -43,11 +43,9 @@ impl<'c, C: Write> Console<'c, C> {
         let mut rest = value;
         while start > 0 {
             start -= 1;
-            // The remainder is a single digit.
-            #[allow(clippy::cast_possible_truncation)]
-            let digit = (rest % 10) as u8;
+            let (quotient, digit) = div_rem_10(rest);
             digits[start] = b'0' + digit;
-            rest /= 10;
+            rest = quotient;
             if rest == 0 {
                 break;
             }

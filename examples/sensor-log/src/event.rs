@@ -144,14 +144,30 @@ impl Event {
 /// chosen for their types, so that is a bug here.
 fn put_digits(mut value: u64, out: &mut [u8]) -> &[u8] {
     for slot in out.iter_mut().rev() {
-        // The remainder is a single digit.
-        #[allow(clippy::cast_possible_truncation)]
-        let digit = (value % 10) as u8;
+        let (quotient, digit) = div_rem_10(value);
         *slot = b'0' + digit;
-        value /= 10;
+        value = quotient;
     }
     assert_eq!(value, 0, "a number wider than its field");
     out
+}
+
+/// `(value / 10, value % 10)` in three `u32` divisions, 16 bits at a
+/// time: a `u64` division would link compiler-builtins' (about 0.9 KiB of
+/// Thumb code) into the firmware, which has no 64-bit divide.
+pub(crate) fn div_rem_10(value: u64) -> (u64, u8) {
+    // Each step divides `rem << 16 | next 16 bits` with `rem < 10`: below
+    // 10 << 16, a `u32`, and its quotient fits in 16 bits.
+    let high = u32::try_from(value >> 32).unwrap_or(u32::MAX);
+    let (quotient_high, rem) = (high / 10, high % 10);
+    let middle = rem << 16 | u32::try_from((value >> 16) & 0xFFFF).unwrap_or(0);
+    let (quotient_middle, rem) = (middle / 10, middle % 10);
+    let low = rem << 16 | u32::try_from(value & 0xFFFF).unwrap_or(0);
+    let (quotient_low, rem) = (low / 10, low % 10);
+    let quotient =
+        u64::from(quotient_high) << 32 | u64::from(quotient_middle) << 16 | u64::from(quotient_low);
+    // A remainder by 10 is a single digit.
+    (quotient, u8::try_from(rem).unwrap_or(0))
 }
 
 /// The number `field`'s decimal digits spell, or `None` on any other
@@ -166,6 +182,26 @@ fn digits(field: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dividing_by_ten_in_u32_steps_matches_the_operator() {
+        let mut value = u64::MAX;
+        for _ in 0..200 {
+            for probe in [value, value.wrapping_add(1), value / 3, value >> 17] {
+                let (quotient, digit) = div_rem_10(probe);
+                assert_eq!((quotient, u64::from(digit)), (probe / 10, probe % 10));
+            }
+            value = value
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+        }
+        for probe in 0..100_000 {
+            assert_eq!(
+                div_rem_10(probe),
+                (probe / 10, u8::try_from(probe % 10).unwrap())
+            );
+        }
+    }
 
     #[test]
     fn extremes_round_trip_and_read_as_text() {
