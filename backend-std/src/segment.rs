@@ -101,6 +101,9 @@ impl FlushedOffset {
 /// let mut reader = Reader::open(&path, Some(writer.flushed_offset()))?;
 /// let record = reader.read_record(appended.offset, ReadHint::Random)?;
 /// assert_eq!(&*record.payload, b"event data");
+/// // With the whole handle, the read takes exactly the record's bytes.
+/// let record = reader.read_record(appended.offset, appended.read_hint())?;
+/// assert_eq!(&*record.payload, b"event data");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
