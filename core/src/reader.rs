@@ -156,8 +156,9 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     }
 
     /// Scans the segment and makes every valid record readable: for a
-    /// segment no writer holds. Returns what the scan found; nothing is
-    /// written.
+    /// segment no writer holds. A clean-close marker after the records (a
+    /// log's segment closed cleanly) is where reading stops. Returns what
+    /// the scan found; nothing is written.
     ///
     /// # Errors
     ///
@@ -191,7 +192,8 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
                 next_valid_offset,
             ));
         }
-        self.flushed_offset = u64::from(report.records_end);
+        // A clean-close marker ends the records: it is not one to read.
+        self.flushed_offset = u64::from(report.trailing_marker.unwrap_or(report.records_end));
         Ok(report)
     }
 

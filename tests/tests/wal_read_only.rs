@@ -15,6 +15,8 @@
 //!   needing repair (a torn tail, segments an interrupted truncation cut
 //!   off, an allocation cut short, a stale `.prepared` file), which the
 //!   reader reports but leaves for the next writer.
+//! - One segment of a cleanly closed log, read with the single-segment
+//!   `Reader`: its records, then the end, not the clean-close marker.
 //!
 //! One printed seed drives the payloads.
 
@@ -426,4 +428,29 @@ fn a_reader_leaves_a_crashed_directory_for_the_writer_to_repair() {
         bytes[end..end + 100].iter().all(|&b| b == 0),
         "the torn tail was zeroed"
     );
+}
+
+#[test]
+fn a_closed_logs_segment_read_alone_ends_before_its_clean_close_marker() {
+    let seed = wal_support::seed(0x5E6_0001);
+    let dir = TempDir::new().expect("temp dir");
+    let mut wal = open_writer(dir.path());
+    for lsn in 1..=20 {
+        wal.append(&entry(seed, lsn)).expect("append");
+    }
+    wal.close().expect("close");
+    let segment = fs::read_dir(dir.path())
+        .expect("list")
+        .map(|entry| entry.expect("entry").path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "seg"))
+        .expect("one segment");
+    let mut reader = segwal_std::Reader::open(&segment, None).expect("open the segment");
+    let start = reader.records_start();
+    let records: Vec<Vec<u8>> = reader
+        .iter_from(start)
+        .map(|item| item.map(|(_, payload)| payload))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("seed {seed:#x}: the marker read as a record: {e}"));
+    let expected: Vec<Vec<u8>> = (1..=20).map(|lsn| entry(seed, lsn)).collect();
+    assert_eq!(records, expected, "seed {seed:#x}");
 }
