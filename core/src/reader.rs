@@ -75,9 +75,13 @@ pub struct Record<'a> {
 pub struct SegmentCursor<B> {
     segment_start: u64,
     header: SegmentHeader,
+    /// `header.records_start()`, kept: every record read checks against it.
+    records_start: u64,
     erased_byte: u8,
     read_size_bytes: u32,
     buffer: B,
+    /// The buffer's length in whole read units, kept for the same reason.
+    buffer_len_bytes: u64,
     window: Window,
     flushed_offset: u64,
 }
@@ -116,15 +120,17 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         if (usable as u64) < read_plan::RANDOM_READ_BYTES {
             return Err(Error::Config(ConfigError::Buffer));
         }
-        let flushed_offset = u64::from(header.records_start());
+        let records_start = u64::from(header.records_start());
         Ok(SegmentCursor {
             segment_start,
             header,
+            records_start,
             erased_byte: geometry.erased_byte,
             read_size_bytes: geometry.read_size_bytes,
             buffer,
+            buffer_len_bytes: usable as u64,
             window: Window::default(),
-            flushed_offset,
+            flushed_offset: records_start,
         })
     }
 
@@ -133,6 +139,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     pub fn retarget(&mut self, segment_start: u64, header: SegmentHeader, flushed_offset: u64) {
         self.segment_start = segment_start;
         self.header = header;
+        self.records_start = u64::from(header.records_start());
         self.window = Window::default();
         self.set_flushed_offset(flushed_offset);
     }
@@ -204,11 +211,13 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     /// end on the alignment, and a bound inside a record's padding would let
     /// the reader accept a record it must not read whole.
     pub fn set_flushed_offset(&mut self, flushed_offset: u64) {
-        let records_start = u64::from(self.header.records_start());
+        // The alignment is a power of two (`1 << record_align_log2`).
         let align = u64::from(self.header.record_align_bytes());
-        let aligned = flushed_offset - flushed_offset % align;
-        self.flushed_offset =
-            aligned.clamp(records_start, u64::from(self.header.segment_size_bytes));
+        let aligned = flushed_offset & !(align - 1);
+        self.flushed_offset = aligned.clamp(
+            self.records_start,
+            u64::from(self.header.segment_size_bytes),
+        );
     }
 
     /// How far the reader may read.
@@ -223,7 +232,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
 
     /// Offset of the first record.
     pub fn records_start(&self) -> u64 {
-        u64::from(self.header.records_start())
+        self.records_start
     }
 
     /// Reads the application's user area into `out`, checking its checksum.
@@ -276,8 +285,9 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     }
 
     fn check_offset<E: DeviceError>(&self, offset: u64) -> Result<(), Error<E>> {
-        let records_start = u64::from(self.header.records_start());
-        let aligned = offset.is_multiple_of(u64::from(self.header.record_align_bytes()));
+        let records_start = self.records_start;
+        // The alignment is a power of two (`1 << record_align_log2`).
+        let aligned = offset & (u64::from(self.header.record_align_bytes()) - 1) == 0;
         let header_end = offset.checked_add(RECORD_HEADER_LEN as u64);
         if !aligned
             || offset < records_start
@@ -308,9 +318,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     }
 
     fn usable_buffer_len(&self) -> u64 {
-        let read_size = u64::from(self.read_size_bytes);
-        let len = self.buffer.as_ref().len() as u64;
-        len - len % read_size
+        self.buffer_len_bytes
     }
 
     /// Brings the header at `offset` into the window and decodes it.
