@@ -3,7 +3,7 @@
 //! The layout, the lock and what a power cut leaves are documented on
 //! [`DirStore`], where users of the re-export see them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -188,7 +188,7 @@ pub struct DirStore {
     /// when read-only. Closing it, when the store drops, releases the lock.
     lock_file: Option<File>,
     /// Open segment files by id, at most [`DEVICES_CACHED_MAX`].
-    devices: BTreeMap<SegmentId, FileDevice>,
+    devices: DeviceCache,
     /// Whether `open` saw a segment named other than in 20 digits: only then
     /// do `device` and `release` search the directory for such names.
     has_noncanonical_names: bool,
@@ -238,7 +238,7 @@ impl DirStore {
             dir: dir.to_path_buf(),
             mode,
             lock_file,
-            devices: BTreeMap::new(),
+            devices: DeviceCache::default(),
             has_noncanonical_names,
             prepare_ahead: false,
             write_buffer_bytes: 0,
@@ -346,25 +346,9 @@ impl DirStore {
     }
 
     /// Caches `device` as segment `id`'s, replacing any handle it had.
-    ///
-    /// Evicts the lowest ids first, before inserting: the log appends to the
-    /// highest id, which is never the lowest while two or more are cached,
-    /// and the id being inserted is not among those evicted.
     fn cache(&mut self, id: SegmentId, device: FileDevice) -> &mut FileDevice {
         let device = device.with_write_buffer(self.write_buffer_bytes);
-        if !self.devices.contains_key(&id) {
-            // Each pass removes one handle, so this ends within `len` passes.
-            while self.devices.len() >= DEVICES_CACHED_MAX {
-                self.devices.pop_first();
-            }
-        }
-        match self.devices.entry(id) {
-            std::collections::btree_map::Entry::Occupied(mut entry) => {
-                entry.insert(device);
-                entry.into_mut()
-            }
-            std::collections::btree_map::Entry::Vacant(entry) => entry.insert(device),
-        }
+        self.devices.insert(id, device)
     }
 
     /// The prepared segment, renamed into place as `sequence`, when one of
@@ -415,7 +399,7 @@ impl DirStore {
     /// allocation cut short first (`FileDevice::create` never overwrites).
     fn create_segment(&mut self, sequence: u64, size_bytes: u32) -> Result<FileDevice, FileError> {
         let path = self.segment_path(sequence);
-        self.devices.remove(&sequence);
+        self.devices.remove(sequence);
         match fs::remove_file(&path) {
             Ok(()) => sync_dir(&self.dir)
                 .map_err(|error| FileError::from_io("fsync the log directory", &error))?,
@@ -455,6 +439,63 @@ impl DirStore {
     }
 }
 
+/// Open segment files by id, sorted, at most [`DEVICES_CACHED_MAX`]. A
+/// `Vec` searched from the end, not a map: appends and reads go mostly to
+/// the highest ids, found in a comparison or two, and the lookup runs for
+/// every record (a map's was a sizeable part of a buffered append).
+#[derive(Debug, Default)]
+struct DeviceCache {
+    entries: Vec<(SegmentId, FileDevice)>,
+}
+
+impl DeviceCache {
+    /// Where segment `id`'s handle is, if cached.
+    fn position(&self, id: SegmentId) -> Option<usize> {
+        self.entries.iter().rposition(|(cached, _)| *cached == id)
+    }
+
+    /// The handle at `position`.
+    fn at(&mut self, position: usize) -> &mut FileDevice {
+        &mut self.entries[position].1
+    }
+
+    /// Caches `device` as segment `id`'s, replacing any handle it had.
+    ///
+    /// Evicts the lowest ids first, before inserting: the log appends to
+    /// the highest id, which is never the lowest while two or more are
+    /// cached, and the id being inserted is not among those evicted.
+    fn insert(&mut self, id: SegmentId, device: FileDevice) -> &mut FileDevice {
+        if let Some(at) = self.position(id) {
+            self.entries[at].1 = device;
+            return &mut self.entries[at].1;
+        }
+        // Each pass removes one handle, so this ends within `len` passes.
+        while self.entries.len() >= DEVICES_CACHED_MAX {
+            self.entries.remove(0);
+        }
+        let at = self.entries.partition_point(|(cached, _)| *cached < id);
+        self.entries.insert(at, (id, device));
+        &mut self.entries[at].1
+    }
+
+    /// Drops segment `id`'s handle, if cached.
+    fn remove(&mut self, id: SegmentId) {
+        if let Some(at) = self.position(id) {
+            self.entries.remove(at);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    #[cfg(test)]
+    fn contains(&self, id: SegmentId) -> bool {
+        self.position(id).is_some()
+    }
+}
+
 impl ErrorType for DirStore {
     type Error = FileError;
 }
@@ -472,9 +513,8 @@ impl SegmentStore for DirStore {
     }
 
     fn device(&mut self, id: SegmentId) -> Result<(&mut FileDevice, u64), FileError> {
-        if self.devices.contains_key(&id) {
-            let device = self.devices.get_mut(&id).expect("checked just above");
-            return Ok((device, 0));
+        if let Some(at) = self.devices.position(id) {
+            return Ok((self.devices.at(at), 0));
         }
         let device = self
             .open_segment(id)
@@ -504,7 +544,7 @@ impl SegmentStore for DirStore {
 
     fn release(&mut self, id: SegmentId) -> Result<(), FileError> {
         self.check_writable("release: the log directory was opened read-only")?;
-        self.devices.remove(&id);
+        self.devices.remove(id);
         let remove = |path: &Path| match fs::remove_file(path) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => {
                 Err(FileError::from_io("remove a segment file", &error))
@@ -1292,11 +1332,11 @@ mod tests {
         for id in 0..count {
             store.device(id).expect("device");
             assert!(store.devices.len() <= DEVICES_CACHED_MAX);
-            assert!(store.devices.contains_key(&id), "the id just opened");
-            assert!(store.devices.contains_key(&highest), "after {id}");
+            assert!(store.devices.contains(id), "the id just opened");
+            assert!(store.devices.contains(highest), "after {id}");
         }
         store.device(0).expect("device of an evicted id reopens");
-        assert!(store.devices.contains_key(&highest));
+        assert!(store.devices.contains(highest));
         assert_eq!(store.devices.len(), DEVICES_CACHED_MAX);
     }
 
