@@ -413,9 +413,11 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             .segment_config()
             .header(&crate::Geometry::byte_addressable(size), probe)?;
         let mut unfinished = heapless::Vec::new();
-        let mut segments = Self::read_headers(
+        let mut segments = heapless::Vec::new();
+        Self::read_headers(
             &mut store,
             buffer.as_mut(),
+            &mut segments,
             &mut unfinished,
             config.read_only,
         )?;
@@ -560,9 +562,12 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         Ok(())
     }
 
-    /// Reads the header of every segment in the store, oldest first.
-    /// Blank or half-written headers (an allocation cut short) are listed in
-    /// `unfinished`, to be released once the chain checks out.
+    /// Reads the header of every segment in the store into `segments`
+    /// (empty when called), oldest first. Blank or half-written headers (an
+    /// allocation cut short) are listed in `unfinished`, to be released
+    /// once the chain checks out. The list is filled in place rather than
+    /// returned: a returned list is copied out of the `Result`, 200 bytes
+    /// of Thumb code in firmware.
     // Out of line with `settle_chain`: inlined into `open` (itself inlined
     // into a firmware's caller) the two cost 468 more bytes of Thumb code
     // (examples/firmware/FIGURES.md).
@@ -570,9 +575,10 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
     fn read_headers(
         store: &mut S,
         scratch: &mut [u8],
+        segments: &mut heapless::Vec<SegmentInfo, MAX_SEGMENTS>,
         unfinished: &mut heapless::Vec<SegmentId, MAX_SEGMENTS>,
         read_only: bool,
-    ) -> Result<heapless::Vec<SegmentInfo, MAX_SEGMENTS>, Error<S::Error>> {
+    ) -> Result<(), Error<S::Error>> {
         let mut ids: heapless::Vec<SegmentId, MAX_SEGMENTS> = heapless::Vec::new();
         let mut overflow = false;
         store
@@ -583,7 +589,6 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
                 max: MAX_SEGMENTS as u64,
             });
         }
-        let mut segments: heapless::Vec<SegmentInfo, MAX_SEGMENTS> = heapless::Vec::new();
         for &id in &ids {
             let (device, start) = match store.device(id) {
                 Ok(found) => found,
@@ -617,7 +622,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
                     // 3 KiB of Thumb code, and recursive) into firmware.
                     let at =
                         segments.partition_point(|info| info.header.sequence <= header.sequence);
-                    insert_by_swaps(&mut segments, at, SegmentInfo { id, header });
+                    insert_by_swaps(segments, at, SegmentInfo { id, header });
                 }
                 Err(Error::Corrupt {
                     reason: Corruption::Header(defect),
@@ -643,7 +648,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
                 ));
             }
         }
-        Ok(segments)
+        Ok(())
     }
 
     /// A segment whose header is unusable and whose first record position
