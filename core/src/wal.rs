@@ -690,16 +690,13 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         unfinished: &[SegmentId],
         read_only: bool,
     ) -> Result<(), Error<S::Error>> {
-        let mut on_chain: heapless::Vec<bool, MAX_SEGMENTS> = heapless::Vec::new();
-        for _ in 0..segments.len() {
-            let _ = on_chain.push(false);
-        }
+        let mut on_chain = [false; MAX_SEGMENTS];
         let mut index = segments.len();
         if let Some(newest) = index.checked_sub(1) {
             index = newest;
             for _ in 0..segments.len() {
                 on_chain[index] = true;
-                let current = segments[index].header;
+                let current = &segments[index].header;
                 if current.prev_sequence == current.sequence {
                     break;
                 }
@@ -724,7 +721,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             if on_chain[i] {
                 continue;
             }
-            let info = segments[i].header;
+            let info = &segments[i].header;
             let successor = (i + 1..segments.len()).find(|&j| on_chain[j]);
             if successor.is_some_and(|j| segments[j].header.base_lsn <= info.base_lsn) {
                 let _ = cut_off.push(segments[i].id);
