@@ -362,6 +362,9 @@ fn next_sequence<E: DeviceError>(header: &SegmentHeader) -> Result<u64, Error<E>
 /// and `remove` shift with `ptr::copy`, which links compiler-builtins'
 /// `memmove` (about 1.5 KiB of Thumb code) into firmware, for a list of at
 /// most `MAX_SEGMENTS`. A full list is left as it is (as `insert` does).
+/// Out of line, as is [`remove_first_by_swaps`]: inlined, the swap loops
+/// cost 216 more bytes of Thumb code in firmware.
+#[inline(never)]
 fn insert_by_swaps<const N: usize>(
     segments: &mut heapless::Vec<SegmentInfo, N>,
     at: usize,
@@ -375,6 +378,7 @@ fn insert_by_swaps<const N: usize>(
 }
 
 /// `segments.remove(0)` by swaps, for the reason of [`insert_by_swaps`].
+#[inline(never)]
 fn remove_first_by_swaps<const N: usize>(segments: &mut heapless::Vec<SegmentInfo, N>) {
     for i in 1..segments.len() {
         segments.swap(i - 1, i);
