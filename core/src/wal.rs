@@ -362,6 +362,9 @@ fn next_sequence<E: DeviceError>(header: &SegmentHeader) -> Result<u64, Error<E>
 /// and `remove` shift with `ptr::copy`, which links compiler-builtins'
 /// `memmove` (about 1.5 KiB of Thumb code) into firmware, for a list of at
 /// most `MAX_SEGMENTS`. A full list is left as it is (as `insert` does).
+/// Out of line, as is [`remove_first_by_swaps`]: inlined, the swap loops
+/// cost 216 more bytes of Thumb code in firmware.
+#[inline(never)]
 fn insert_by_swaps<const N: usize>(
     segments: &mut heapless::Vec<SegmentInfo, N>,
     at: usize,
@@ -375,6 +378,7 @@ fn insert_by_swaps<const N: usize>(
 }
 
 /// `segments.remove(0)` by swaps, for the reason of [`insert_by_swaps`].
+#[inline(never)]
 fn remove_first_by_swaps<const N: usize>(segments: &mut heapless::Vec<SegmentInfo, N>) {
     for i in 1..segments.len() {
         segments.swap(i - 1, i);
@@ -413,9 +417,11 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             .segment_config()
             .header(&crate::Geometry::byte_addressable(size), probe)?;
         let mut unfinished = heapless::Vec::new();
-        let mut segments = Self::read_headers(
+        let mut segments = heapless::Vec::new();
+        Self::read_headers(
             &mut store,
             buffer.as_mut(),
+            &mut segments,
             &mut unfinished,
             config.read_only,
         )?;
@@ -560,9 +566,12 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         Ok(())
     }
 
-    /// Reads the header of every segment in the store, oldest first.
-    /// Blank or half-written headers (an allocation cut short) are listed in
-    /// `unfinished`, to be released once the chain checks out.
+    /// Reads the header of every segment in the store into `segments`
+    /// (empty when called), oldest first. Blank or half-written headers (an
+    /// allocation cut short) are listed in `unfinished`, to be released
+    /// once the chain checks out. The list is filled in place rather than
+    /// returned: a returned list is copied out of the `Result`, 200 bytes
+    /// of Thumb code in firmware.
     // Out of line with `settle_chain`: inlined into `open` (itself inlined
     // into a firmware's caller) the two cost 468 more bytes of Thumb code
     // (examples/firmware/FIGURES.md).
@@ -570,9 +579,10 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
     fn read_headers(
         store: &mut S,
         scratch: &mut [u8],
+        segments: &mut heapless::Vec<SegmentInfo, MAX_SEGMENTS>,
         unfinished: &mut heapless::Vec<SegmentId, MAX_SEGMENTS>,
         read_only: bool,
-    ) -> Result<heapless::Vec<SegmentInfo, MAX_SEGMENTS>, Error<S::Error>> {
+    ) -> Result<(), Error<S::Error>> {
         let mut ids: heapless::Vec<SegmentId, MAX_SEGMENTS> = heapless::Vec::new();
         let mut overflow = false;
         store
@@ -583,7 +593,6 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
                 max: MAX_SEGMENTS as u64,
             });
         }
-        let mut segments: heapless::Vec<SegmentInfo, MAX_SEGMENTS> = heapless::Vec::new();
         for &id in &ids {
             let (device, start) = match store.device(id) {
                 Ok(found) => found,
@@ -617,7 +626,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
                     // 3 KiB of Thumb code, and recursive) into firmware.
                     let at =
                         segments.partition_point(|info| info.header.sequence <= header.sequence);
-                    insert_by_swaps(&mut segments, at, SegmentInfo { id, header });
+                    insert_by_swaps(segments, at, SegmentInfo { id, header });
                 }
                 Err(Error::Corrupt {
                     reason: Corruption::Header(defect),
@@ -643,7 +652,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
                 ));
             }
         }
-        Ok(segments)
+        Ok(())
     }
 
     /// A segment whose header is unusable and whose first record position
@@ -685,16 +694,13 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         unfinished: &[SegmentId],
         read_only: bool,
     ) -> Result<(), Error<S::Error>> {
-        let mut on_chain: heapless::Vec<bool, MAX_SEGMENTS> = heapless::Vec::new();
-        for _ in 0..segments.len() {
-            let _ = on_chain.push(false);
-        }
+        let mut on_chain = [false; MAX_SEGMENTS];
         let mut index = segments.len();
         if let Some(newest) = index.checked_sub(1) {
             index = newest;
             for _ in 0..segments.len() {
                 on_chain[index] = true;
-                let current = segments[index].header;
+                let current = &segments[index].header;
                 if current.prev_sequence == current.sequence {
                     break;
                 }
@@ -719,7 +725,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             if on_chain[i] {
                 continue;
             }
-            let info = segments[i].header;
+            let info = &segments[i].header;
             let successor = (i + 1..segments.len()).find(|&j| on_chain[j]);
             if successor.is_some_and(|j| segments[j].header.base_lsn <= info.base_lsn) {
                 let _ = cut_off.push(segments[i].id);
