@@ -230,9 +230,10 @@ impl SegmentHeader {
     }
 
     /// Offset of the first record: header and user area, aligned up.
-    // Out of line: inlined at its dozens of callers it cost about 0.4 KiB
-    // of Thumb code in firmware (examples/firmware/FIGURES.md).
-    #[inline(never)]
+    // Out of line on bare metal: inlined at its dozens of callers it cost
+    // about 0.4 KiB of Thumb code in firmware (examples/firmware/FIGURES.md).
+    // Left to the compiler on hosts, where reads and appends call it.
+    #[cfg_attr(target_os = "none", inline(never))]
     pub fn records_start(&self) -> u32 {
         let end = SEGMENT_HEADER_LEN as u64 + u64::from(self.user_area_len_bytes);
         let aligned = align_up(end, u64::from(self.record_align_bytes())).unwrap_or(u64::MAX);
@@ -464,9 +465,10 @@ impl RecordHeader {
 }
 
 /// Bytes a record with a `len_bytes` payload occupies, padding included.
-// Out of line: inlined at its many callers (scan, reader, appender) it
-// cost 212 more bytes of Thumb code in firmware.
-#[inline(never)]
+// Out of line on bare metal: inlined at its many callers (scan, reader,
+// appender) it cost 212 more bytes of Thumb code in firmware. Left to the
+// compiler on hosts, where every record read or appended calls it.
+#[cfg_attr(target_os = "none", inline(never))]
 pub fn record_extent_bytes(len_bytes: u32, record_align_bytes: u32) -> u64 {
     let unpadded = RECORD_HEADER_LEN as u64 + u64::from(len_bytes);
     // Cannot overflow: both terms are far below u64::MAX.
