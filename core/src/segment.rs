@@ -655,7 +655,7 @@ impl SegmentAppender {
         let mut pieces: heapless::Vec<&[u8], { BATCH_RECORDS_PER_WRITE * PIECES_PER_RECORD_MAX }> =
             heapless::Vec::new();
         for (header, payload) in headers.iter().zip(chunk) {
-            // Capacity covers the worst case: header, payload, padding runs.
+            // Capacity covers the worst case: header, payload, padding.
             let _ = pieces.push(header);
             let _ = pieces.push(payload);
             let unpadded = RECORD_HEADER_LEN + payload.len();
