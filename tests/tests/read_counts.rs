@@ -42,17 +42,19 @@ fn sizes() -> Vec<usize> {
     sizes
 }
 
-/// A fresh reader of the segment, then stats reset: what one read costs.
-fn measure_random(
+/// A fresh reader of the segment, then stats reset: what one read with
+/// `hint` costs.
+fn measure_read(
     medium: &RamMedium,
     flushed: u64,
     record: &Written,
+    hint: ReadHint,
     context: &str,
 ) -> segwal_ram::Stats {
     let mut reader = open_reader(medium, flushed);
     medium.ram().reset_stats();
     let read = reader
-        .read_record(record.offset, ReadHint::Random)
+        .read_record(record.offset, hint)
         .unwrap_or_else(|e| panic!("{context}: {e}"));
     assert!(*read.payload == record.payload[..], "{context}: payload");
     medium.ram().stats()
@@ -81,7 +83,7 @@ fn random_reads_take_one_call_up_to_2_kib_and_two_beyond() {
     for record in &written {
         let len = record.payload.len();
         let context = format!("seed {seed:#x} payload of {len} bytes at {}", record.offset);
-        let stats = measure_random(&medium, flushed, record, &context);
+        let stats = measure_read(&medium, flushed, record, ReadHint::Random, &context);
         assert_eq!(stats.write_calls, 0, "{context}");
         if len <= 2048 {
             ones += 1;
@@ -119,7 +121,7 @@ fn random_read_of_the_last_record_stops_at_the_flushed_offset() {
         let flushed = writer.sync().expect("sync");
         drop(writer);
         let context = format!("seed {seed:#x} last payload {len}");
-        let stats = measure_random(&medium, flushed, &written[1], &context);
+        let stats = measure_read(&medium, flushed, &written[1], ReadHint::Random, &context);
         assert_eq!(stats.read_calls, 1, "{context}");
         assert_eq!(
             stats.read_bytes,
@@ -298,8 +300,9 @@ fn a_read_by_lsn_reads_exactly_the_record() {
 }
 
 /// A random read with the hint of the handle `append` returned: one device
-/// read of exactly the header and payload, whatever the record's size up to
-/// the reader's buffer (a plain `Random` read takes a header and 2 KiB).
+/// read of exactly the record's extent (header, payload, padding), whatever
+/// its size up to the reader's buffer (a plain `Random` read takes a header
+/// and 2 KiB).
 #[test]
 fn a_read_with_the_append_handle_reads_exactly_the_record() {
     let seed = test_seed(0xC0C0_0004);
@@ -309,30 +312,26 @@ fn a_read_with_the_append_handle_reads_exactly_the_record() {
         &config_for(&medium, segwal::ChecksumKind::Crc32c),
         seed,
     );
-    let handles: Vec<(segwal::Appended, Vec<u8>)> = sizes()
+    let handles: Vec<(segwal::Appended, Written)> = sizes()
         .into_iter()
         .chain([6000, 20_000])
         .enumerate()
         .map(|(i, len)| {
             let payload = payload(seed, i as u64, len);
-            (writer.append(&payload).expect("append"), payload)
+            let appended = writer.append(&payload).expect("append");
+            let offset = appended.offset;
+            (appended, Written { offset, payload })
         })
         .collect();
     let flushed = writer.sync().expect("sync");
     drop(writer);
-    for (appended, payload) in &handles {
+    for (appended, record) in &handles {
         let context = format!("seed {seed:#x} {appended:?}");
-        let mut reader = open_reader(&medium, flushed);
-        medium.ram().reset_stats();
-        let read = reader
-            .read_record(appended.offset, appended.read_hint())
-            .unwrap_or_else(|e| panic!("{context}: {e}"));
-        assert!(*read.payload == payload[..], "{context}: payload");
-        let stats = medium.ram().stats();
+        let stats = measure_read(&medium, flushed, record, appended.read_hint(), &context);
         assert_eq!(stats.read_calls, 1, "{context}: one device read");
         assert_eq!(
             stats.read_bytes,
-            extent(payload.len()),
+            extent(record.payload.len()),
             "{context}: the record, nothing more"
         );
     }
