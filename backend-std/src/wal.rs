@@ -572,7 +572,10 @@ impl SharedWal {
                 return Err(segwal::Error::Poisoned.into());
             }
             if state.syncing {
-                state = self.follow_sync(state, end);
+                match self.follow_sync(state, end) {
+                    Some(next) => state = next,
+                    None => return Ok(()),
+                }
                 continue;
             }
             if state.callers_pending >= state.callers_expected {
@@ -594,20 +597,25 @@ impl SharedWal {
     /// leader is in `fdatasync` (the CPU is idle then), so that when it
     /// ends the covered callers return at once instead of queueing on the
     /// lock one by one; parks on the condition variable after
-    /// [`FOLLOW_YIELDS_MAX`] yields. Returns the lock; the caller checks
-    /// again.
+    /// [`FOLLOW_YIELDS_MAX`] yields.
+    ///
+    /// Returns `None` once everything below `end` is durable: a covered
+    /// caller returns without taking the lock again, so it does not queue
+    /// behind the leader and the callers appending the next group.
+    /// Otherwise returns the lock, and the caller checks again.
     fn follow_sync<'a>(
         &'a self,
         state: MutexGuard<'a, Shared>,
         end: Lsn,
-    ) -> MutexGuard<'a, Shared> {
+    ) -> Option<MutexGuard<'a, Shared>> {
         let finished_before = self.inner.syncs_finished.load(Ordering::Acquire);
         drop(state);
         for _ in 0..FOLLOW_YIELDS_MAX {
-            if self.inner.durable_lsn.load(Ordering::Acquire) >= end.0
-                || self.inner.syncs_finished.load(Ordering::Acquire) != finished_before
-            {
-                return self.lock();
+            if self.inner.durable_lsn.load(Ordering::Acquire) >= end.0 {
+                return None;
+            }
+            if self.inner.syncs_finished.load(Ordering::Acquire) != finished_before {
+                return Some(self.lock());
             }
             std::thread::yield_now();
         }
@@ -615,7 +623,7 @@ impl SharedWal {
         if state.syncing && self.inner.syncs_finished.load(Ordering::Acquire) == finished_before {
             state = self.wait(&self.inner.synced, state);
         }
-        state
+        Some(state)
     }
 
     /// Waits on `condvar`, releasing the lock meanwhile.
@@ -676,6 +684,13 @@ impl SharedWal {
         let started = Instant::now();
         let outcome = device.sync();
         let duration = started.elapsed();
+        if outcome.is_ok() {
+            // Durable now: the covered followers may return before this
+            // leader has the lock back.
+            self.inner
+                .durable_lsn
+                .fetch_max(ticket.durable_end().0, Ordering::Release);
+        }
         let mut state = self.lock();
         state.syncing = false;
         state.sync_duration_last = duration;
@@ -726,7 +741,15 @@ impl SharedWal {
     /// As for [`Wal::truncate_after`].
     pub fn truncate_after(&self, lsn: Lsn) -> Result<()> {
         // Not while a leader syncs the segment the cut may seal.
-        Ok(self.lock_between_syncs().wal.truncate_after(lsn)?)
+        let mut state = self.lock_between_syncs();
+        let truncated = state.wal.truncate_after(lsn);
+        // The cut lowers the durable LSN (the LSNs after it are handed out
+        // again): followers must not take the old figure for their new
+        // records.
+        self.inner
+            .durable_lsn
+            .store(state.wal.durable_lsn().0, Ordering::Release);
+        Ok(truncated?)
     }
 
     /// The first LSN still in the log.
@@ -779,4 +802,28 @@ pub fn is_log_dir(dir: impl AsRef<Path>) -> Result<bool> {
         }
     }
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The durable LSN that followers read without the lock never runs
+    /// ahead of the log's own: after `truncate_after` hands LSNs out again,
+    /// a follower must not take its new record for durable by the old
+    /// figure.
+    #[test]
+    fn published_durable_lsn_follows_a_truncation_down() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let wal = SharedWal::open(dir.path(), &WalOptions::default()).expect("open");
+        for byte in 0..10u8 {
+            wal.append(&[byte]).expect("append");
+        }
+        assert_eq!(wal.inner.durable_lsn.load(Ordering::Acquire), 11);
+        wal.truncate_after(Lsn(5)).expect("truncate");
+        let state = wal.lock();
+        assert_eq!(state.wal.next_lsn(), Lsn(6));
+        assert_eq!(state.wal.durable_lsn(), Lsn(6));
+        assert_eq!(wal.inner.durable_lsn.load(Ordering::Acquire), 6);
+    }
 }

@@ -209,6 +209,16 @@ pub struct SyncTicket {
     next_lsn: u64,
 }
 
+impl SyncTicket {
+    /// The LSN below which every record is durable once this ticket's sync
+    /// has succeeded: what was appended before the ticket was taken (the
+    /// segments before the ticket's were synced whole when the log rotated
+    /// past them).
+    pub fn durable_end(&self) -> Lsn {
+        Lsn(self.next_lsn)
+    }
+}
+
 /// A write-ahead log over a [`SegmentStore`].
 ///
 /// `B` is the buffer for reads and scans (at least
