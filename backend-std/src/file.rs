@@ -35,6 +35,15 @@
 //! the bytes are only in this process: a crash of the process loses them,
 //! as a power cut loses any write not yet synced (the contract the log is
 //! built on), and another process reading the file does not see them yet.
+//!
+//! Once a megabyte ([`WRITEBACK_CHUNK_BYTES`]) of such runs has gone to the
+//! kernel, the device asks it to start writing them to the disk
+//! (`sync_file_range` with `SYNC_FILE_RANGE_WRITE`, which does not wait).
+//! Without the hint the kernel keeps them in the page cache until the
+//! `sync`, which then writes everything at once while the appender waits;
+//! with it the disk works while the appender fills the next megabyte, and
+//! the `sync` finds little left to do. It changes nothing about what is
+//! durable when: only `sync` (`fdatasync`) promises anything.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -189,12 +198,22 @@ struct WriteBehind {
     capacity_bytes: usize,
 }
 
+/// Bytes of flushed runs after which the kernel is asked to start their
+/// writeback (see the module's "Write-behind" section): large enough that
+/// the hint is one system call per sixteen 64 KiB runs, small enough that
+/// the disk starts early (measured here: 4 MiB left a third of the final
+/// sync's work, 1 MiB a tenth).
+pub(crate) const WRITEBACK_CHUNK_BYTES: u64 = 1 << 20;
+
 #[derive(Debug, Default)]
 struct PendingRun {
     /// Device offset of `bytes[0]`.
     offset: u64,
     /// Allocated once, at the first write, with the buffer's capacity.
     bytes: Vec<u8>,
+    /// Flushed bytes whose writeback has not been asked for: one
+    /// contiguous range, restarted where a run does not continue it.
+    unstarted: core::ops::Range<u64>,
 }
 
 impl PendingRun {
@@ -216,8 +235,21 @@ impl PendingRun {
         let written = write_all_vectored::<1>(&[&self.bytes], self.offset, |iovecs, at| {
             sys::pwritev(file, iovecs, at)
         });
+        let end = self.end();
         self.bytes.clear();
-        written.map_err(|error| FileError::from_io("pwritev", &error))
+        written.map_err(|error| FileError::from_io("pwritev", &error))?;
+        if self.unstarted.end != self.offset {
+            self.unstarted.start = self.offset;
+        }
+        self.unstarted.end = end;
+        let unstarted_bytes = self.unstarted.end - self.unstarted.start;
+        if unstarted_bytes >= WRITEBACK_CHUNK_BYTES {
+            // A hint: where it fails (a file system without it, or an I/O
+            // error the next fdatasync reports anyway) nothing is lost.
+            let _ = sys::start_writeback(file, self.unstarted.start, unstarted_bytes);
+            self.unstarted.start = end;
+        }
+        Ok(())
     }
 }
 
@@ -313,6 +345,9 @@ impl FileDevice {
     }
 
     fn from_file(file: File, capacity_bytes: u64, writable: bool) -> FileDevice {
+        // Every record checksum of the std backend goes through a device;
+        // after the first, this is one atomic load.
+        segwal::install_crc32c_kernel(sys::CRC32C_KERNEL);
         FileDevice {
             file: Arc::new(file),
             geometry: Geometry::byte_addressable(capacity_bytes),

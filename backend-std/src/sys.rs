@@ -1,10 +1,12 @@
 //! The raw libc calls std does not offer: vectored positional writes,
-//! preallocation and `flock`.
+//! preallocation, writeback hints and `flock`; and the CPU's CRC32C
+//! instruction.
 //!
 //! This is the only module with `unsafe`. Each wrapper makes exactly one
 //! system call and turns its result into an `io::Result`; retrying on
 //! `EINTR` and looping on short writes belong to the callers, where they can
-//! be tested without a kernel.
+//! be tested without a kernel. The CRC32C kernel is the one other use: an
+//! instruction the CPU was checked to have.
 
 use std::fs::File;
 use std::io::{self, IoSlice};
@@ -132,5 +134,251 @@ fn flock(file: &File, operation: libc::c_int) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// One `sync_file_range(2)` with `SYNC_FILE_RANGE_WRITE`: starts writeback
+/// of the dirty pages of `[offset, offset + len_bytes)` and returns without
+/// waiting for it. It promises nothing about durability (no metadata, no
+/// device cache flush): it only spreads the disk's work over the writes, so
+/// that a later `fdatasync` finds less to do.
+///
+/// # Errors
+///
+/// The OS error: `ESPIPE` or `EINVAL` where the file cannot take the hint,
+/// `EIO`, `ENOMEM`, `ENOSPC`.
+pub(crate) fn start_writeback(file: &File, offset: u64, len_bytes: u64) -> io::Result<()> {
+    let offset = to_off_t(offset)?;
+    let len_bytes = to_off_t(len_bytes)?;
+    // SAFETY: sync_file_range takes no pointers; the descriptor stays open
+    // because `file` is borrowed for the call.
+    #[allow(unsafe_code)]
+    let status = unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset,
+            len_bytes,
+            libc::SYNC_FILE_RANGE_WRITE,
+        )
+    };
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Pieces at least this long go to the `crc32c` crate, which runs three
+/// CRC streams side by side (and combines them) from 768 bytes on; below
+/// that it runs one stream, as [`crc32c_append`] does, after more set-up.
+const CRC32C_INLINE_LEN_MAX: usize = 768;
+
+/// The CRC32C kernel `segwal-std` installs in the core
+/// (`segwal::install_crc32c_kernel`, which checks it against the tables
+/// first).
+pub(crate) const CRC32C_KERNEL: segwal::Crc32cKernel = segwal::Crc32cKernel {
+    append: crc32c_append,
+    append_lanes: crc32c_append_lanes,
+};
+
+/// CRC32C continued over `bytes` (the contract of
+/// `crc32c::crc32c_append`): the SSE 4.2 `crc32` instruction inline, eight
+/// bytes a step, where the CPU has it; the `crc32c` crate otherwise and
+/// for long pieces.
+fn crc32c_append(crc: u32, bytes: &[u8]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    if bytes.len() < CRC32C_INLINE_LEN_MAX && std::arch::is_x86_feature_detected!("sse4.2") {
+        // SAFETY: the CPU has SSE 4.2 (detected just above), the only
+        // requirement of a `#[target_feature(enable = "sse4.2")]` function.
+        #[allow(unsafe_code)]
+        return unsafe { crc32c_sse42(crc, bytes) };
+    }
+    crc32c::crc32c_append(crc, bytes)
+}
+
+/// [`crc32c_append`] on each of `segwal::CRC_LANES` streams, side by side
+/// over the words all of them have, so that the instruction's latency is
+/// hidden; each stream's rest goes alone.
+fn crc32c_append_lanes(crcs: &mut [u32; segwal::CRC_LANES], pieces: [&[u8]; segwal::CRC_LANES]) {
+    #[cfg(target_arch = "x86_64")]
+    if pieces
+        .iter()
+        .all(|piece| piece.len() < CRC32C_INLINE_LEN_MAX)
+        && std::arch::is_x86_feature_detected!("sse4.2")
+    {
+        // SAFETY: the CPU has SSE 4.2 (detected just above), the only
+        // requirement of a `#[target_feature(enable = "sse4.2")]` function.
+        #[allow(unsafe_code)]
+        unsafe {
+            crc32c_lanes_sse42(crcs, pieces);
+        }
+        return;
+    }
+    for (crc, piece) in crcs.iter_mut().zip(pieces) {
+        *crc = crc32c_append(*crc, piece);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.2")]
+fn crc32c_sse42(crc: u32, bytes: &[u8]) -> u32 {
+    let (words, tail) = bytes.as_chunks::<8>();
+    !crc32c_sse42_finish(crc32c_sse42_words(u64::from(!crc), words), tail)
+}
+
+/// The raw (not inverted) CRC32C state after `words`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.2")]
+#[inline]
+fn crc32c_sse42_words(mut state: u64, words: &[[u8; 8]]) -> u64 {
+    for word in words {
+        state = std::arch::x86_64::_mm_crc32_u64(state, u64::from_le_bytes(*word));
+    }
+    state
+}
+
+/// The raw state after the last, partial word: 4, 2 and 1 bytes at a time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.2")]
+#[inline]
+fn crc32c_sse42_finish(state: u64, tail: &[u8]) -> u32 {
+    use std::arch::x86_64::{_mm_crc32_u8, _mm_crc32_u16, _mm_crc32_u32};
+    // The instruction leaves the CRC in the low 32 bits.
+    #[allow(clippy::cast_possible_truncation)]
+    let mut state = state as u32;
+    let (quads, tail) = tail.as_chunks::<4>();
+    for quad in quads {
+        state = _mm_crc32_u32(state, u32::from_le_bytes(*quad));
+    }
+    let (pairs, tail) = tail.as_chunks::<2>();
+    for pair in pairs {
+        state = _mm_crc32_u16(state, u16::from_le_bytes(*pair));
+    }
+    for &byte in tail {
+        state = _mm_crc32_u8(state, byte);
+    }
+    state
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.2")]
+fn crc32c_lanes_sse42(crcs: &mut [u32; segwal::CRC_LANES], pieces: [&[u8]; segwal::CRC_LANES]) {
+    use std::arch::x86_64::{_mm_crc32_u8, _mm_crc32_u16, _mm_crc32_u32, _mm_crc32_u64};
+    // Four lanes, written out: each step is then four independent
+    // instructions, with no bounds checks. Records of one log are often of
+    // one length (the 28-byte prefixes always are), so the bytes all four
+    // pieces have, tail included, go side by side; only what one piece has
+    // beyond the others goes alone.
+    let [a, b, c, d] = pieces;
+    let common_bytes = a.len().min(b.len()).min(c.len()).min(d.len());
+    let words_bytes = common_bytes & !7;
+    let (words_a, _) = a[..words_bytes].as_chunks::<8>();
+    let (words_b, _) = b[..words_bytes].as_chunks::<8>();
+    let (words_c, _) = c[..words_bytes].as_chunks::<8>();
+    let (words_d, _) = d[..words_bytes].as_chunks::<8>();
+    let [mut state_a, mut state_b, mut state_c, mut state_d] = crcs.map(|crc| u64::from(!crc));
+    for (((word_a, word_b), word_c), word_d) in
+        words_a.iter().zip(words_b).zip(words_c).zip(words_d)
+    {
+        state_a = _mm_crc32_u64(state_a, u64::from_le_bytes(*word_a));
+        state_b = _mm_crc32_u64(state_b, u64::from_le_bytes(*word_b));
+        state_c = _mm_crc32_u64(state_c, u64::from_le_bytes(*word_c));
+        state_d = _mm_crc32_u64(state_d, u64::from_le_bytes(*word_d));
+    }
+    // The instruction leaves the CRC in the low 32 bits.
+    #[allow(clippy::cast_possible_truncation)]
+    let mut states = [
+        state_a as u32,
+        state_b as u32,
+        state_c as u32,
+        state_d as u32,
+    ];
+    let mut at = words_bytes;
+    if common_bytes - at >= 4 {
+        for (state, piece) in states.iter_mut().zip(pieces) {
+            let quad = piece[at..].first_chunk::<4>().copied().unwrap_or_default();
+            *state = _mm_crc32_u32(*state, u32::from_le_bytes(quad));
+        }
+        at += 4;
+    }
+    if common_bytes - at >= 2 {
+        for (state, piece) in states.iter_mut().zip(pieces) {
+            let pair = piece[at..].first_chunk::<2>().copied().unwrap_or_default();
+            *state = _mm_crc32_u16(*state, u16::from_le_bytes(pair));
+        }
+        at += 2;
+    }
+    if common_bytes > at {
+        for (state, piece) in states.iter_mut().zip(pieces) {
+            *state = _mm_crc32_u8(*state, piece[at]);
+        }
+    }
+    for ((crc, state), piece) in crcs.iter_mut().zip(states).zip(pieces) {
+        let rest = &piece[common_bytes..];
+        *crc = if rest.is_empty() {
+            !state
+        } else {
+            let (words, tail) = rest.as_chunks::<8>();
+            !crc32c_sse42_finish(crc32c_sse42_words(u64::from(state), words), tail)
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `len_bytes` bytes of a fixed pseudo-random pattern.
+    fn pattern(len_bytes: u32) -> Vec<u8> {
+        (0..len_bytes)
+            .map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes()[2])
+            .collect()
+    }
+
+    #[test]
+    fn the_crc32c_kernel_agrees_with_the_crate_on_every_length_and_alignment() {
+        let pattern = pattern(2100);
+        for start in 0..8 {
+            for len_bytes in (0..1100).chain([2000, 2048]) {
+                let bytes = &pattern[start..start + len_bytes];
+                for crc in [0, 0xDEAD_BEEF] {
+                    assert_eq!(
+                        crc32c_append(crc, bytes),
+                        crc32c::crc32c_append(crc, bytes),
+                        "start {start} len {len_bytes} crc {crc:#x}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_lanes_kernel_agrees_with_the_crate_on_mixed_lengths() {
+        let pattern = pattern(1300);
+        for len_bytes in 0..300 {
+            let pieces = [
+                &pattern[..len_bytes],
+                &pattern[3..3 + (len_bytes * 7) % 301],
+                &pattern[5..5 + len_bytes / 2],
+                &pattern[1..1 + len_bytes + 900],
+            ];
+            let mut crcs = [0, 1, 0xFFFF_FFFF, u32::try_from(len_bytes).expect("small")];
+            let expected: Vec<u32> = crcs
+                .iter()
+                .zip(pieces)
+                .map(|(&crc, piece)| crc32c::crc32c_append(crc, piece))
+                .collect();
+            crc32c_append_lanes(&mut crcs, pieces);
+            assert_eq!(crcs.to_vec(), expected, "len {len_bytes}");
+        }
+    }
+
+    #[test]
+    fn the_core_takes_the_kernel() {
+        assert!(segwal::install_crc32c_kernel(CRC32C_KERNEL));
+        assert_eq!(
+            segwal::ChecksumKind::Crc32c.checksum(b"123456789"),
+            0xE306_9283
+        );
     }
 }

@@ -21,6 +21,13 @@
 //! bit, so the bytes on disk do not depend on the path taken (tests check
 //! both paths against each other and against whole segments). The
 //! portable path stays the default and the only one in `no_std` builds.
+//!
+//! A host can also [install](install_crc32c_kernel) its own CRC32C kernel:
+//! `segwal-std` installs one that runs the SSE 4.2 instruction inline,
+//! which on the short pieces a record checksum is made of (a 28-byte prefix
+//! and the payload) costs a fraction of the `crc32c` crate's general entry
+//! point. A kernel is checked against the tables before it is used, so a
+//! wrong one is refused rather than written to disk.
 
 use crc::{CRC_32_ISCSI, CRC_32_ISO_HDLC, Crc};
 
@@ -94,6 +101,131 @@ impl ChecksumKind {
         hasher.update(bytes);
         hasher.finalize()
     }
+
+    /// The checksums of [`CRC_LANES`] independent messages: message `lane`
+    /// is `parts[0][lane]`, then `parts[1][lane]`, and so on (an empty
+    /// piece adds nothing). Side by side through an installed CRC32C
+    /// kernel; one after another otherwise. The values are those of
+    /// [`hasher`](Self::hasher).
+    pub fn checksum_lanes(self, parts: &[[&[u8]; CRC_LANES]]) -> [u32; CRC_LANES] {
+        #[cfg(feature = "hw-crc")]
+        if self == ChecksumKind::Crc32c
+            && ACCELERATED.load(core::sync::atomic::Ordering::Relaxed)
+            && let Some(kernel) = CRC32C_KERNEL.get()
+        {
+            let mut crcs = [0u32; CRC_LANES];
+            for pieces in parts {
+                (kernel.append_lanes)(&mut crcs, *pieces);
+            }
+            return crcs;
+        }
+        core::array::from_fn(|lane| {
+            let mut hasher = self.hasher();
+            for pieces in parts {
+                hasher.update(pieces[lane]);
+            }
+            hasher.finalize()
+        })
+    }
+}
+
+/// Independent checksums [`ChecksumKind::checksum_lanes`] computes side by
+/// side: the CRC instruction takes three cycles to give its result and can
+/// start one every cycle, so one stream uses a third of it; four streams
+/// keep it busy with one to spare.
+pub const CRC_LANES: usize = 4;
+
+/// A host's CRC32C, for [`install_crc32c_kernel`].
+#[cfg(feature = "hw-crc")]
+#[derive(Debug, Clone, Copy)]
+pub struct Crc32cKernel {
+    /// Given the CRC32C of the bytes so far (0 for none) and more bytes,
+    /// the CRC32C of all of them (the contract of `crc32c::crc32c_append`).
+    pub append: fn(u32, &[u8]) -> u32,
+    /// `append` on each of [`CRC_LANES`] independent streams:
+    /// `crcs[lane] = append(crcs[lane], pieces[lane])`, computed side by
+    /// side.
+    pub append_lanes: fn(&mut [u32; CRC_LANES], [&[u8]; CRC_LANES]),
+}
+
+/// The kernel the hardware path uses; the `crc32c` crate until a host
+/// installs its own.
+#[cfg(feature = "hw-crc")]
+static CRC32C_KERNEL: std::sync::OnceLock<Crc32cKernel> = std::sync::OnceLock::new();
+
+/// Installs `kernel` as the CRC32C of every accelerated hasher made from
+/// now on, in the whole process, once both its functions have given the
+/// tables' values on every length from 0 to 300 bytes, at every alignment
+/// up to 8, when continued from a partial CRC, and (the lanes) with other
+/// lengths beside them. Returns `true` when `kernel` is the one in use: the
+/// first kernel that passes stays; a kernel that fails is refused and the
+/// `crc32c` crate stays in use.
+#[cfg(feature = "hw-crc")]
+pub fn install_crc32c_kernel(kernel: Crc32cKernel) -> bool {
+    let same = |installed: &Crc32cKernel| {
+        core::ptr::fn_addr_eq(installed.append, kernel.append)
+            && core::ptr::fn_addr_eq(installed.append_lanes, kernel.append_lanes)
+    };
+    if let Some(installed) = CRC32C_KERNEL.get() {
+        return same(installed);
+    }
+    if !kernel_agrees_with_tables(&kernel) {
+        return false;
+    }
+    same(CRC32C_KERNEL.get_or_init(|| kernel))
+}
+
+/// `kernel` gives the tables' CRC32C on a fixed pattern: every length up
+/// to 300 bytes at offsets 0 to 7, continued at a split point, and in each
+/// lane beside three other lengths.
+#[cfg(feature = "hw-crc")]
+fn kernel_agrees_with_tables(kernel: &Crc32cKernel) -> bool {
+    const PATTERN_BYTES: usize = 308;
+    let mut pattern = [0u8; PATTERN_BYTES];
+    let mut state: u32 = 0x9E37_79B9;
+    for byte in &mut pattern {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        *byte = state.to_le_bytes()[0];
+    }
+    (0..8).all(|start| {
+        (0..=300).all(|len_bytes| {
+            let bytes = &pattern[start..start + len_bytes];
+            let expected = CRC32C.checksum(bytes);
+            let (head, tail) = bytes.split_at(len_bytes / 3);
+            let lane = len_bytes % CRC_LANES;
+            // The other lanes: shorter, longer, empty, from other offsets.
+            let mut pieces = [&pattern[..len_bytes / 2], &pattern[1..], &[][..], bytes];
+            pieces.swap(lane, CRC_LANES - 1);
+            let mut crcs = [0u32; CRC_LANES];
+            crcs[lane] = (kernel.append)(0, head);
+            pieces[lane] = tail;
+            (kernel.append_lanes)(&mut crcs, pieces);
+            // The other lanes started from nothing.
+            let lanes_agree = (0..CRC_LANES).all(|l| {
+                let want = if l == lane {
+                    expected
+                } else {
+                    CRC32C.checksum(pieces[l])
+                };
+                crcs[l] == want
+            });
+            (kernel.append)(0, bytes) == expected
+                && (kernel.append)((kernel.append)(0, head), tail) == expected
+                && lanes_agree
+        })
+    })
+}
+
+/// CRC32C through the installed kernel, or the `crc32c` crate.
+#[cfg(feature = "hw-crc")]
+#[inline]
+fn crc32c_append(crc: u32, bytes: &[u8]) -> u32 {
+    match CRC32C_KERNEL.get() {
+        Some(kernel) => (kernel.append)(crc, bytes),
+        None => crc32c::crc32c_append(crc, bytes),
+    }
 }
 
 /// Whether [`ChecksumKind::hasher`] takes the hardware path (`hw-crc`).
@@ -130,7 +262,7 @@ impl Hasher {
         match &mut self.state {
             State::Table(digest) => digest.update(bytes),
             #[cfg(feature = "hw-crc")]
-            State::Crc32c(crc) => *crc = crc32c::crc32c_append(*crc, bytes),
+            State::Crc32c(crc) => *crc = crc32c_append(*crc, bytes),
             #[cfg(feature = "hw-crc")]
             State::Crc32(hasher) => hasher.update(bytes),
         }
@@ -206,6 +338,31 @@ mod tests {
                 hasher.update(&data[..split]);
                 hasher.update(&data[split..]);
                 assert_eq!(hasher.finalize(), tables, "{kind:?} split {split}");
+            }
+        }
+    }
+
+    #[test]
+    fn lanes_give_each_message_its_own_checksum() {
+        for kind in [ChecksumKind::Crc32c, ChecksumKind::Crc32] {
+            let data = bytes(700, 7);
+            for len_bytes in [0usize, 1, 7, 8, 28, 100, 128, 300] {
+                let heads: [&[u8]; CRC_LANES] = core::array::from_fn(|lane| &data[lane..lane + 28]);
+                let bodies: [&[u8]; CRC_LANES] = core::array::from_fn(|lane| {
+                    let start = 40 + lane * 3;
+                    &data[start..start + len_bytes + lane * 5]
+                });
+                let lanes = kind.checksum_lanes(&[heads, bodies]);
+                for lane in 0..CRC_LANES {
+                    let mut hasher = kind.hasher();
+                    hasher.update(heads[lane]);
+                    hasher.update(bodies[lane]);
+                    assert_eq!(
+                        lanes[lane],
+                        hasher.finalize(),
+                        "{kind:?} len {len_bytes} lane {lane}"
+                    );
+                }
             }
         }
     }

@@ -485,20 +485,73 @@ pub fn record_hasher(
     offset: u64,
     header_bytes: &[u8; RECORD_HEADER_LEN],
 ) -> crate::checksum::Hasher {
-    // Eight-byte aligned: hardware CRC takes bytes before the first aligned
-    // word one at a time, so an unaligned prefix costs up to seven more
-    // steps on every record.
-    #[repr(align(8))]
-    struct Prefix([u8; 28]);
-    let mut prefix = Prefix([0u8; 28]);
-    let bytes = &mut prefix.0;
-    bytes[0..8].copy_from_slice(&segment.salt.to_le_bytes());
-    bytes[8..16].copy_from_slice(&offset.to_le_bytes());
-    bytes[16..20].copy_from_slice(&header_bytes[RECORD_LEN]);
-    bytes[20..28].copy_from_slice(&header_bytes[RECORD_SYNCED.start..RECORD_FLAGS.end]);
     let mut hasher = segment.checksum_kind.hasher();
-    hasher.update(&prefix.0);
+    hasher.update(&ChecksumPrefix::new(segment, offset, header_bytes).0);
     hasher
+}
+
+/// What a record checksum covers before the payload: salt, offset, and the
+/// header fields other than the checksum (28 bytes).
+///
+/// Eight-byte aligned: hardware CRC takes bytes before the first aligned
+/// word one at a time, so an unaligned prefix costs up to seven more steps
+/// on every record.
+#[repr(align(8))]
+struct ChecksumPrefix([u8; 28]);
+
+impl ChecksumPrefix {
+    fn new(segment: &SegmentHeader, offset: u64, header_bytes: &[u8; RECORD_HEADER_LEN]) -> Self {
+        let mut prefix = ChecksumPrefix([0u8; 28]);
+        let bytes = &mut prefix.0;
+        bytes[0..8].copy_from_slice(&segment.salt.to_le_bytes());
+        bytes[8..16].copy_from_slice(&offset.to_le_bytes());
+        bytes[16..20].copy_from_slice(&header_bytes[RECORD_LEN]);
+        bytes[20..28].copy_from_slice(&header_bytes[RECORD_SYNCED.start..RECORD_FLAGS.end]);
+        prefix
+    }
+}
+
+/// One record's share of [`stored_checksums`]: what its checksum covers.
+#[derive(Debug, Clone, Copy)]
+pub struct ChecksumInput<'a> {
+    /// The record's offset in its segment.
+    pub offset: u64,
+    /// Its header as on the device (the checksum field is not covered).
+    pub header_bytes: &'a [u8; RECORD_HEADER_LEN],
+    /// Its payload.
+    pub payload: &'a [u8],
+}
+
+/// The checksums to store ([`stored_checksum`]) of up to
+/// [`CRC_LANES`](crate::CRC_LANES) records of `segment`, in order, computed
+/// side by side where the host installed a kernel for it (see
+/// [`ChecksumKind::checksum_lanes`](crate::ChecksumKind::checksum_lanes)):
+/// a sequential read checks a window's records this way. Lanes past
+/// `records.len()` are unspecified.
+///
+/// # Panics
+///
+/// When given more than `CRC_LANES` records: a bug of the caller.
+pub fn stored_checksums(
+    segment: &SegmentHeader,
+    records: &[ChecksumInput<'_>],
+) -> [u32; crate::CRC_LANES] {
+    assert!(records.len() <= crate::CRC_LANES, "one record per lane");
+    let prefixes: [ChecksumPrefix; crate::CRC_LANES] = core::array::from_fn(|lane| {
+        records.get(lane).map_or(ChecksumPrefix([0; 28]), |record| {
+            ChecksumPrefix::new(segment, record.offset, record.header_bytes)
+        })
+    });
+    let prefix_pieces: [&[u8]; crate::CRC_LANES] = core::array::from_fn(|lane| {
+        let used = lane < records.len();
+        if used { &prefixes[lane].0[..] } else { &[][..] }
+    });
+    let payload_pieces: [&[u8]; crate::CRC_LANES] =
+        core::array::from_fn(|lane| records.get(lane).map_or(&[][..], |record| record.payload));
+    segment
+        .checksum_kind
+        .checksum_lanes(&[prefix_pieces, payload_pieces])
+        .map(stored_checksum)
 }
 
 /// The value stored for a computed checksum: 0 becomes 1, so that zeroed
@@ -523,6 +576,46 @@ mod tests {
             record_len_max: 1024,
             user_area_checksum: 0,
             prev_sequence: 6,
+        }
+    }
+
+    /// The side-by-side checksums are the ones `encode` stores, for any
+    /// number of records up to the lanes and payloads of other lengths.
+    #[test]
+    fn stored_checksums_are_the_encoded_ones() {
+        for kind in [ChecksumKind::Crc32c, ChecksumKind::Crc32] {
+            let seg = SegmentHeader {
+                checksum_kind: kind,
+                ..segment()
+            };
+            let payloads: [&[u8]; crate::CRC_LANES] = [b"", b"one", &[7u8; 100], &[9u8; 33]];
+            let offsets = [128u32, 136, 160, 280];
+            let headers: [[u8; RECORD_HEADER_LEN]; crate::CRC_LANES] = core::array::from_fn(|i| {
+                RecordHeader::encode(
+                    &seg,
+                    offsets[i],
+                    128,
+                    if i % 2 == 1 { FLAG_BATCH_CONTINUES } else { 0 },
+                    payloads[i],
+                )
+            });
+            for count in 0..=crate::CRC_LANES {
+                let inputs: heapless::Vec<ChecksumInput<'_>, { crate::CRC_LANES }> = (0..count)
+                    .map(|i| ChecksumInput {
+                        offset: u64::from(offsets[i]),
+                        header_bytes: &headers[i],
+                        payload: payloads[i],
+                    })
+                    .collect();
+                let checksums = stored_checksums(&seg, &inputs);
+                for i in 0..count {
+                    assert_eq!(
+                        checksums[i],
+                        le_u32(&headers[i], RECORD_CHECKSUM),
+                        "{kind:?} {i} of {count}"
+                    );
+                }
+            }
         }
     }
 

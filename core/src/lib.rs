@@ -31,9 +31,9 @@ mod wal;
 #[cfg(feature = "alloc")]
 mod wal_index;
 
+pub use checksum::{CRC_LANES, ChecksumKind, Hasher};
 #[cfg(feature = "hw-crc")]
-pub use checksum::use_accelerated;
-pub use checksum::{ChecksumKind, Hasher};
+pub use checksum::{Crc32cKernel, install_crc32c_kernel, use_accelerated};
 pub use device::{BlockDevice, Error as DeviceError, ErrorKind, ErrorType, Geometry, check_range};
 pub use error::{ChainDefect, ConfigError, Corruption, Error};
 pub use format::{HeaderDefect, RecordDefect, SegmentHeader};
@@ -51,7 +51,7 @@ pub use wal::{
     VerifyProblem, VerifyProblemKind, VerifyReport, Wal, WalConfig, WalItem, WalIter, WalTailState,
 };
 
-#[cfg(test)]
+#[cfg(any(test, feature = "hw-crc"))]
 extern crate std;
 #[cfg(test)]
 mod test_device;

@@ -5,6 +5,7 @@
 
 use core::ops::Deref;
 
+use crate::checksum::CRC_LANES;
 use crate::device::{BlockDevice, Error as DeviceError, Geometry};
 use crate::error::{ConfigError, Corruption, Error};
 use crate::format::{
@@ -52,6 +53,45 @@ struct Located {
     payload: Where,
 }
 
+/// Records of the window that a sequential read has already checked in
+/// full (header decoded, bounds, checksum), side by side with the record it
+/// was asked for (see [`SegmentCursor::checksum_with_next`]), in order, and
+/// how many of them have been read since. Valid for the bytes the buffer
+/// held then: every fill forgets them.
+#[derive(Debug, Clone, Copy, Default)]
+struct VerifiedAhead {
+    records: [VerifiedRecord; CRC_LANES - 1],
+    len: u8,
+    next: u8,
+}
+
+/// A record [`VerifiedAhead`] holds: where it is and how long.
+#[derive(Debug, Clone, Copy, Default)]
+struct VerifiedRecord {
+    offset: u64,
+    next_offset: u64,
+    len_bytes: u32,
+}
+
+impl VerifiedAhead {
+    /// The record at `offset`, when it is the next one checked ahead and
+    /// still ends at or before `flushed_offset`; it is then taken. A read
+    /// elsewhere forgets the rest.
+    fn take(&mut self, offset: u64, flushed_offset: u64) -> Option<VerifiedRecord> {
+        let next = usize::from(self.next);
+        if next < usize::from(self.len) {
+            let record = self.records[next];
+            let end = record.offset + RECORD_HEADER_LEN as u64 + u64::from(record.len_bytes);
+            if record.offset == offset && end <= flushed_offset {
+                self.next += 1;
+                return Some(record);
+            }
+        }
+        *self = VerifiedAhead::default();
+        None
+    }
+}
+
 /// A record read from a segment.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Record<'a> {
@@ -84,6 +124,7 @@ pub struct SegmentCursor<B> {
     buffer_len_bytes: u64,
     window: Window,
     flushed_offset: u64,
+    verified: VerifiedAhead,
 }
 
 impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
@@ -131,6 +172,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
             buffer_len_bytes: usable as u64,
             window: Window::default(),
             flushed_offset: records_start,
+            verified: VerifiedAhead::default(),
         })
     }
 
@@ -141,6 +183,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         self.header = header;
         self.records_start = u64::from(header.records_start());
         self.window = Window::default();
+        self.verified = VerifiedAhead::default();
         self.set_flushed_offset(flushed_offset);
     }
 
@@ -184,6 +227,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
             self.buffer.as_mut(),
         )?;
         self.window = Window::default();
+        self.verified = VerifiedAhead::default();
         if let (
             TailClass::Corrupt {
                 offset,
@@ -309,6 +353,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         len_bytes: u64,
         buffer_offset: u64,
     ) -> Result<(), Error<D::Error>> {
+        self.verified = VerifiedAhead::default();
         let from = usize::try_from(buffer_offset).unwrap_or(usize::MAX);
         let len = usize::try_from(len_bytes).unwrap_or(usize::MAX);
         let buffer = &mut self.buffer.as_mut()[from..from + len];
@@ -411,6 +456,17 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         offset: u64,
         hint: ReadHint,
     ) -> Result<Located, Error<D::Error>> {
+        if let Some(verified) = self.verified.take(offset, self.flushed_offset) {
+            // Checked in full when it was read ahead, from the bytes the
+            // window still holds.
+            let at = usize::try_from(offset - self.window.start).unwrap_or(usize::MAX)
+                + RECORD_HEADER_LEN;
+            return Ok(Located {
+                offset,
+                next_offset: verified.next_offset,
+                payload: Where::Buffer(at..at + verified.len_bytes as usize),
+            });
+        }
         let (header, header_bytes) = self.header_at(device, offset, hint, false)?;
         // The padded extent ends on a record boundary at or before the
         // flushed offset, so reads planned with it stay read-unit aligned.
@@ -452,9 +508,14 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         let at =
             usize::try_from(offset - self.window.start).unwrap_or(usize::MAX) + RECORD_HEADER_LEN;
         let range = at..at + header.len_bytes as usize;
-        let mut hasher = format::record_hasher(&self.header, offset, &header_bytes);
-        hasher.update(&self.buffer.as_ref()[range.clone()]);
-        if format::stored_checksum(hasher.finalize()) != header.checksum {
+        let checksum = if hint == ReadHint::Sequential {
+            self.checksum_with_next(offset, &header_bytes, range.clone(), next_offset)
+        } else {
+            let mut hasher = format::record_hasher(&self.header, offset, &header_bytes);
+            hasher.update(&self.buffer.as_ref()[range.clone()]);
+            format::stored_checksum(hasher.finalize())
+        };
+        if checksum != header.checksum {
             return Err(Error::NotARecord {
                 segment: self.header.sequence,
                 offset,
@@ -466,6 +527,92 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
             next_offset,
             payload: Where::Buffer(range),
         })
+    }
+
+    /// The checksum to compare with the one stored for the record at
+    /// `offset` (its header and payload in the window), computed side by
+    /// side with those of the records after it that the window holds whole:
+    /// a sequential read will ask for them next. The ones that match are
+    /// remembered ([`VerifiedAhead`]), so their own reads are a lookup:
+    /// their headers were decoded and their bounds checked here, as
+    /// [`header_at`](Self::header_at) does. The first one that does not
+    /// match, or whose header does not decode, ends the batch: its read
+    /// checks it again the long way and reports it.
+    fn checksum_with_next(
+        &mut self,
+        offset: u64,
+        header_bytes: &[u8; RECORD_HEADER_LEN],
+        payload: core::ops::Range<usize>,
+        next_offset: u64,
+    ) -> u32 {
+        let buffer = self.buffer.as_ref();
+        let mut inputs = [format::ChecksumInput {
+            offset,
+            header_bytes,
+            payload: &buffer[payload],
+        }; CRC_LANES];
+        let mut ahead = [(VerifiedRecord::default(), 0u32); CRC_LANES];
+        let mut count = 1;
+        let mut position = next_offset;
+        while count < CRC_LANES {
+            let Some((header, at, next)) = self.peek_in_window(position) else {
+                break;
+            };
+            let Some(bytes) = buffer[at..].first_chunk::<RECORD_HEADER_LEN>() else {
+                break;
+            };
+            let payload_at = at + RECORD_HEADER_LEN;
+            inputs[count] = format::ChecksumInput {
+                offset: position,
+                header_bytes: bytes,
+                payload: &buffer[payload_at..payload_at + header.len_bytes as usize],
+            };
+            let record = VerifiedRecord {
+                offset: position,
+                next_offset: next,
+                len_bytes: header.len_bytes,
+            };
+            ahead[count] = (record, header.checksum);
+            count += 1;
+            position = next;
+        }
+        let computed = format::stored_checksums(&self.header, &inputs[..count]);
+        let mut verified = VerifiedAhead::default();
+        for lane in 1..count {
+            let (record, stored) = ahead[lane];
+            if computed[lane] != stored {
+                break;
+            }
+            verified.records[lane - 1] = record;
+            verified.len += 1;
+        }
+        self.verified = verified;
+        computed[0]
+    }
+
+    /// The header of the record at `position`, where it starts in the
+    /// buffer and the offset after it, when the window holds the whole
+    /// record, it ends at or before the flushed offset, and its header
+    /// decodes (as [`header_at`](Self::header_at) would have it: not a
+    /// marker); `None` otherwise. Reads nothing.
+    fn peek_in_window(&self, position: u64) -> Option<(RecordHeader, usize, u64)> {
+        if position < self.window.start || position + RECORD_HEADER_LEN as u64 > self.window.end() {
+            return None;
+        }
+        let at = usize::try_from(position - self.window.start).ok()?;
+        let bytes = self
+            .buffer
+            .as_ref()
+            .get(at..)?
+            .first_chunk::<RECORD_HEADER_LEN>()?;
+        let offset32 = u32::try_from(position).ok()?;
+        let header = RecordHeader::decode(bytes, offset32, &self.header, self.erased_byte).ok()?;
+        let next = position + header.extent_bytes(&self.header);
+        let record_end = position + RECORD_HEADER_LEN as u64 + u64::from(header.len_bytes);
+        let whole = header.flags & format::FLAG_MARKER == 0
+            && record_end <= self.flushed_offset
+            && next <= self.window.end();
+        whole.then_some((header, at, next))
     }
 
     /// Checks the record (or marker) at `offset` in full, checksum
@@ -596,6 +743,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     /// The buffer as scratch space for a scan; what it held is forgotten.
     pub fn scratch(&mut self) -> &mut [u8] {
         self.window = Window::default();
+        self.verified = VerifiedAhead::default();
         self.buffer.as_mut()
     }
 

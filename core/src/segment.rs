@@ -617,12 +617,63 @@ impl SegmentAppender {
         }
         self.wipe_marker(device)?;
         let first = u64::from(self.written_offset);
+        if let [payload] = payloads {
+            // Most appends are one record: no batch arrays to fill.
+            self.write_one(device, payload)?;
+            return Ok(first..u64::from(self.written_offset));
+        }
         let total = payloads.len();
         for (chunk_index, chunk) in payloads.chunks(BATCH_RECORDS_PER_WRITE).enumerate() {
             let last_chunk = (chunk_index + 1) * BATCH_RECORDS_PER_WRITE >= total;
             self.write_chunk(device, chunk, last_chunk)?;
         }
         Ok(first..u64::from(self.written_offset))
+    }
+
+    /// The header of a record at `offset`, the `index`-th of one device
+    /// write; `ends_batch` for the last record of its batch.
+    fn record_header(
+        &self,
+        offset: u32,
+        index: usize,
+        ends_batch: bool,
+        payload: &[u8],
+    ) -> [u8; RECORD_HEADER_LEN] {
+        let mut flags = if ends_batch { 0 } else { FLAG_BATCH_CONTINUES };
+        let mut synced = self.synced_offset;
+        if let Some(hole_start) = self.hole_start.filter(|_| index == 0) {
+            flags |= FLAG_RESUMES_AFTER_HOLE;
+            synced = hole_start;
+        }
+        RecordHeader::encode(&self.header, offset, synced, flags, payload)
+    }
+
+    /// Zero padding after a payload of `len_bytes`, up to the record
+    /// alignment (below it, so within [`ZEROS`]).
+    fn padding(&self, len_bytes: usize) -> &'static [u8] {
+        let align = self.header.record_align_bytes() as usize;
+        let unpadded = RECORD_HEADER_LEN + len_bytes;
+        &ZEROS[..unpadded.next_multiple_of(align) - unpadded]
+    }
+
+    /// Writes one record, a batch of its own, in one device write.
+    fn write_one<D: BlockDevice>(
+        &mut self,
+        device: &mut D,
+        payload: &[u8],
+    ) -> Result<(), Error<D::Error>> {
+        let header = self.record_header(self.written_offset, 0, true, payload);
+        let padding = self.padding(payload.len());
+        let pieces: [&[u8]; PIECES_PER_RECORD_MAX] = [&header, payload, padding];
+        let pieces = if padding.is_empty() {
+            &pieces[..2]
+        } else {
+            &pieces[..]
+        };
+        let extent_bytes = RECORD_HEADER_LEN + payload.len() + padding.len();
+        // Room was checked: the record ends inside the segment (u32).
+        let end = self.written_offset + u32::try_from(extent_bytes).unwrap_or(u32::MAX);
+        self.commit_write(device, pieces, end, 1)
     }
 
     /// Writes up to `BATCH_RECORDS_PER_WRITE` records in one device write.
@@ -635,20 +686,13 @@ impl SegmentAppender {
         assert!(chunk.len() <= BATCH_RECORDS_PER_WRITE);
         let align = self.header.record_align_bytes();
         // heapless, not arrays: an array for the largest chunk would be
-        // zeroed on every append, most of which are one record.
+        // zeroed on every append.
         let mut headers: heapless::Vec<[u8; RECORD_HEADER_LEN], BATCH_RECORDS_PER_WRITE> =
             heapless::Vec::new();
         let mut offset = self.written_offset;
         for (index, payload) in chunk.iter().enumerate() {
             let is_last = ends_batch && index + 1 == chunk.len();
-            let mut flags = if is_last { 0 } else { FLAG_BATCH_CONTINUES };
-            let mut synced = self.synced_offset;
-            if let Some(hole_start) = self.hole_start.filter(|_| index == 0) {
-                flags |= FLAG_RESUMES_AFTER_HOLE;
-                synced = hole_start;
-            }
-            let header = RecordHeader::encode(&self.header, offset, synced, flags, payload);
-            let _ = headers.push(header);
+            let _ = headers.push(self.record_header(offset, index, is_last, payload));
             let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
             offset += u32::try_from(record_extent_bytes(len, align)).unwrap_or(u32::MAX);
         }
@@ -658,21 +702,31 @@ impl SegmentAppender {
             // Capacity covers the worst case: header, payload, padding.
             let _ = pieces.push(header);
             let _ = pieces.push(payload);
-            let unpadded = RECORD_HEADER_LEN + payload.len();
-            let pad = unpadded.next_multiple_of(align as usize) - unpadded;
-            if pad > 0 {
-                // Below the alignment, so within `ZEROS`.
-                let _ = pieces.push(&ZEROS[..pad]);
+            let padding = self.padding(payload.len());
+            if !padding.is_empty() {
+                let _ = pieces.push(padding);
             }
         }
+        self.commit_write(device, &pieces, offset, chunk.len())
+    }
+
+    /// Hands `pieces` (the records `written_offset..end`, `records` of them)
+    /// to the device as one write, and counts them written.
+    fn commit_write<D: BlockDevice>(
+        &mut self,
+        device: &mut D,
+        pieces: &[&[u8]],
+        end: u32,
+        records: usize,
+    ) -> Result<(), Error<D::Error>> {
         let at = self.segment_start + u64::from(self.written_offset);
-        if let Err(e) = device.write(at, &pieces) {
+        if let Err(e) = device.write(at, pieces) {
             self.poisoned = true;
             return Err(Error::Device(e));
         }
-        assert!(offset <= self.header.segment_size_bytes, "room was checked");
-        self.written_offset = offset;
-        self.record_count += chunk.len() as u64;
+        assert!(end <= self.header.segment_size_bytes, "room was checked");
+        self.written_offset = end;
+        self.record_count += records as u64;
         self.hole_start = None;
         Ok(())
     }
