@@ -72,12 +72,13 @@ impl ChecksumKind {
     /// A fresh incremental hasher of this kind: the accelerated path with
     /// the `hw-crc` feature (unless [`use_accelerated`] turned it off), the
     /// tables otherwise.
+    #[cfg_attr(not(target_os = "none"), inline)]
     pub fn hasher(self) -> Hasher {
         #[cfg(feature = "hw-crc")]
         if ACCELERATED.load(core::sync::atomic::Ordering::Relaxed) {
             return Hasher {
                 state: match self {
-                    ChecksumKind::Crc32c => State::Crc32c(0),
+                    ChecksumKind::Crc32c => State::Crc32c(0, crc32c_append_fn()),
                     ChecksumKind::Crc32 => State::Crc32(crc32fast::Hasher::new()),
                 },
             };
@@ -107,6 +108,7 @@ impl ChecksumKind {
     /// piece adds nothing). Side by side through an installed CRC32C
     /// kernel; one after another otherwise. The values are those of
     /// [`hasher`](Self::hasher).
+    #[cfg_attr(not(target_os = "none"), inline)]
     pub fn checksum_lanes(self, parts: &[[&[u8]; CRC_LANES]]) -> [u32; CRC_LANES] {
         #[cfg(feature = "hw-crc")]
         if self == ChecksumKind::Crc32c
@@ -218,13 +220,14 @@ fn kernel_agrees_with_tables(kernel: &Crc32cKernel) -> bool {
     })
 }
 
-/// CRC32C through the installed kernel, or the `crc32c` crate.
+/// The CRC32C continuation of the hardware path: the installed kernel's,
+/// or the `crc32c` crate's. Looked up once per hasher, not per piece.
 #[cfg(feature = "hw-crc")]
 #[inline]
-fn crc32c_append(crc: u32, bytes: &[u8]) -> u32 {
+fn crc32c_append_fn() -> fn(u32, &[u8]) -> u32 {
     match CRC32C_KERNEL.get() {
-        Some(kernel) => (kernel.append)(crc, bytes),
-        None => crc32c::crc32c_append(crc, bytes),
+        Some(kernel) => kernel.append,
+        None => crc32c::crc32c_append,
     }
 }
 
@@ -249,31 +252,35 @@ pub struct Hasher {
 #[derive(Clone)]
 enum State {
     Table(crc::Digest<'static, u32, Table>),
-    /// The CRC32C of the bytes so far (`crc32c_append` continues it).
+    /// The CRC32C of the bytes so far, and the function that continues it.
     #[cfg(feature = "hw-crc")]
-    Crc32c(u32),
+    Crc32c(u32, fn(u32, &[u8]) -> u32),
     #[cfg(feature = "hw-crc")]
     Crc32(crc32fast::Hasher),
 }
 
+// The hasher's methods are inline on hosts: a record checksum is a few
+// short updates, called across the crate boundary from the generic log.
 impl Hasher {
     /// Feeds `bytes`.
+    #[cfg_attr(not(target_os = "none"), inline)]
     pub fn update(&mut self, bytes: &[u8]) {
         match &mut self.state {
             State::Table(digest) => digest.update(bytes),
             #[cfg(feature = "hw-crc")]
-            State::Crc32c(crc) => *crc = crc32c_append(*crc, bytes),
+            State::Crc32c(crc, append) => *crc = append(*crc, bytes),
             #[cfg(feature = "hw-crc")]
             State::Crc32(hasher) => hasher.update(bytes),
         }
     }
 
     /// The checksum of everything fed so far.
+    #[cfg_attr(not(target_os = "none"), inline)]
     pub fn finalize(self) -> u32 {
         match self.state {
             State::Table(digest) => digest.finalize(),
             #[cfg(feature = "hw-crc")]
-            State::Crc32c(crc) => crc,
+            State::Crc32c(crc, _) => crc,
             #[cfg(feature = "hw-crc")]
             State::Crc32(hasher) => hasher.finalize(),
         }

@@ -207,6 +207,9 @@ impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
 /// rules every backend applies before touching its medium.
 ///
 /// Returns the kind of the first rule broken, if any.
+// Inline on hosts, where every device I/O of every backend calls it across
+// the crate boundary; left to the compiler on bare metal, for size.
+#[cfg_attr(not(target_os = "none"), inline)]
 pub fn check_range(
     geometry: &Geometry,
     offset: u64,
@@ -238,6 +241,7 @@ pub fn check_range(
 // Out of line on bare metal: called from each range check; 16 bytes less
 // in firmware. Left to the compiler on hosts (every device I/O calls it).
 #[cfg_attr(target_os = "none", inline(never))]
+#[cfg_attr(not(target_os = "none"), inline)]
 pub(crate) const fn is_multiple_of_u32(value: u64, divisor: u32) -> bool {
     if divisor == 0 {
         // As `u64::is_multiple_of`: only zero is a multiple of zero.
@@ -251,6 +255,7 @@ pub(crate) const fn is_multiple_of_u32(value: u64, divisor: u32) -> bool {
 // Both casts keep what they must: the mask's low bits, and a remainder
 // below a `u32` divisor.
 #[allow(clippy::cast_possible_truncation)]
+#[cfg_attr(not(target_os = "none"), inline)]
 pub(crate) const fn rem_u64_by_u32(value: u64, divisor: u32) -> u32 {
     assert!(divisor != 0, "remainder by zero");
     if divisor.is_power_of_two() {

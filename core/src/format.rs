@@ -201,12 +201,16 @@ fn read_u16(bytes: &[u8; SEGMENT_HEADER_LEN], range: Range<usize>) -> u16 {
 }
 
 /// Reads a little-endian u32 at `range` (which must be 4 bytes long).
+// Inline on hosts: the record decode and encode, inlined into the generic
+// log's crate, call it for every field.
+#[cfg_attr(not(target_os = "none"), inline)]
 pub(crate) fn le_u32(bytes: &[u8], range: Range<usize>) -> u32 {
     let mut out = [0u8; 4];
     out.copy_from_slice(&bytes[range]);
     u32::from_le_bytes(out)
 }
 
+#[cfg_attr(not(target_os = "none"), inline)]
 fn le_u64(bytes: &[u8], range: Range<usize>) -> u64 {
     let mut out = [0u8; 8];
     out.copy_from_slice(&bytes[range]);
@@ -215,6 +219,7 @@ fn le_u64(bytes: &[u8], range: Range<usize>) -> u64 {
 
 /// Rounds `value` up to a multiple of `align` (a power of two); `None` on
 /// overflow.
+#[cfg_attr(not(target_os = "none"), inline)]
 pub const fn align_up(value: u64, align: u64) -> Option<u64> {
     debug_assert!(align.is_power_of_two());
     match value.checked_add(align - 1) {
@@ -225,6 +230,7 @@ pub const fn align_up(value: u64, align: u64) -> Option<u64> {
 
 impl SegmentHeader {
     /// Record alignment in bytes.
+    #[cfg_attr(not(target_os = "none"), inline)]
     pub const fn record_align_bytes(&self) -> u32 {
         1u32 << self.record_align_log2
     }
@@ -234,6 +240,7 @@ impl SegmentHeader {
     // about 0.4 KiB of Thumb code in firmware (examples/firmware/FIGURES.md).
     // Left to the compiler on hosts, where reads and appends call it.
     #[cfg_attr(target_os = "none", inline(never))]
+    #[cfg_attr(not(target_os = "none"), inline)]
     pub fn records_start(&self) -> u32 {
         let end = SEGMENT_HEADER_LEN as u64 + u64::from(self.user_area_len_bytes);
         let aligned = align_up(end, u64::from(self.record_align_bytes())).unwrap_or(u64::MAX);
@@ -397,6 +404,9 @@ impl RecordHeader {
     /// # Errors
     ///
     /// The [`RecordDefect`] that rules the bytes out.
+    // Inline on hosts: every record read decodes one, across the crate
+    // boundary (the log is generic, so it is compiled in the caller's crate).
+    #[cfg_attr(not(target_os = "none"), inline)]
     pub fn decode(
         bytes: &[u8; RECORD_HEADER_LEN],
         offset: u32,
@@ -439,6 +449,8 @@ impl RecordHeader {
     }
 
     /// The header bytes for a payload, with its checksum.
+    // Inline on hosts: every record appended encodes one.
+    #[cfg_attr(not(target_os = "none"), inline)]
     pub fn encode(
         segment: &SegmentHeader,
         offset: u32,
@@ -469,6 +481,7 @@ impl RecordHeader {
 // appender) it cost 212 more bytes of Thumb code in firmware. Left to the
 // compiler on hosts, where every record read or appended calls it.
 #[cfg_attr(target_os = "none", inline(never))]
+#[cfg_attr(not(target_os = "none"), inline)]
 pub fn record_extent_bytes(len_bytes: u32, record_align_bytes: u32) -> u64 {
     let unpadded = RECORD_HEADER_LEN as u64 + u64::from(len_bytes);
     // Cannot overflow: both terms are far below u64::MAX.
@@ -480,6 +493,7 @@ pub fn record_extent_bytes(len_bytes: u32, record_align_bytes: u32) -> u64 {
 ///
 /// The 28 prefix bytes go in as one piece: table-driven CRCs handle short
 /// pieces a byte at a time, so five small updates cost a third more.
+#[cfg_attr(not(target_os = "none"), inline)]
 pub fn record_hasher(
     segment: &SegmentHeader,
     offset: u64,
@@ -500,6 +514,7 @@ pub fn record_hasher(
 struct ChecksumPrefix([u8; 28]);
 
 impl ChecksumPrefix {
+    #[cfg_attr(not(target_os = "none"), inline)]
     fn new(segment: &SegmentHeader, offset: u64, header_bytes: &[u8; RECORD_HEADER_LEN]) -> Self {
         let mut prefix = ChecksumPrefix([0u8; 28]);
         let bytes = &mut prefix.0;
@@ -532,6 +547,7 @@ pub struct ChecksumInput<'a> {
 /// # Panics
 ///
 /// When given more than `CRC_LANES` records: a bug of the caller.
+#[cfg_attr(not(target_os = "none"), inline)]
 pub fn stored_checksums(
     segment: &SegmentHeader,
     records: &[ChecksumInput<'_>],

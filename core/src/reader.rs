@@ -53,6 +53,11 @@ struct Located {
     payload: Where,
 }
 
+/// Records a sequential read checks at once: the one asked for and the
+/// ones after it that the window holds, two groups of lanes (the fixed cost
+/// of a read the long way is then shared by eight records).
+const CHECKED_TOGETHER: usize = 2 * CRC_LANES;
+
 /// Records of the window that a sequential read has already checked in
 /// full (header decoded, bounds, checksum), side by side with the record it
 /// was asked for (see [`SegmentCursor::checksum_with_next`]), in order, and
@@ -60,7 +65,7 @@ struct Located {
 /// held then: every fill forgets them.
 #[derive(Debug, Clone, Copy, Default)]
 struct VerifiedAhead {
-    records: [VerifiedRecord; CRC_LANES - 1],
+    records: [VerifiedRecord; CHECKED_TOGETHER - 1],
     len: u8,
     next: u8,
 }
@@ -77,6 +82,7 @@ impl VerifiedAhead {
     /// The record at `offset`, when it is the next one checked ahead and
     /// still ends at or before `flushed_offset`; it is then taken. A read
     /// elsewhere forgets the rest.
+    #[inline]
     fn take(&mut self, offset: u64, flushed_offset: u64) -> Option<VerifiedRecord> {
         let next = usize::from(self.next);
         if next < usize::from(self.len) {
@@ -87,8 +93,15 @@ impl VerifiedAhead {
                 return Some(record);
             }
         }
-        *self = VerifiedAhead::default();
+        self.forget();
         None
+    }
+
+    /// Holds nothing from now on (the records stay, unreachable: cheaper
+    /// than clearing them on every read).
+    fn forget(&mut self) {
+        self.len = 0;
+        self.next = 0;
     }
 }
 
@@ -183,7 +196,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         self.header = header;
         self.records_start = u64::from(header.records_start());
         self.window = Window::default();
-        self.verified = VerifiedAhead::default();
+        self.verified.forget();
         self.set_flushed_offset(flushed_offset);
     }
 
@@ -227,7 +240,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
             self.buffer.as_mut(),
         )?;
         self.window = Window::default();
-        self.verified = VerifiedAhead::default();
+        self.verified.forget();
         if let (
             TailClass::Corrupt {
                 offset,
@@ -353,7 +366,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         len_bytes: u64,
         buffer_offset: u64,
     ) -> Result<(), Error<D::Error>> {
-        self.verified = VerifiedAhead::default();
+        self.verified.forget();
         let from = usize::try_from(buffer_offset).unwrap_or(usize::MAX);
         let len = usize::try_from(len_bytes).unwrap_or(usize::MAX);
         let buffer = &mut self.buffer.as_mut()[from..from + len];
@@ -423,12 +436,25 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     /// [`Error::OutOfRange`] for an offset outside the flushed records or
     /// not on a record boundary; [`Error::NotARecord`] when the bytes there
     /// do not validate; [`Error::Device`].
+    #[cfg_attr(not(target_os = "none"), inline)]
     pub fn read_record<D: BlockDevice>(
         &mut self,
         device: &mut D,
         offset: u64,
         hint: ReadHint,
     ) -> Result<Record<'_>, Error<D::Error>> {
+        if let Some(verified) = self.verified.take(offset, self.flushed_offset) {
+            // The common step of a scan, kept small enough to inline: the
+            // record was checked with the one read before it.
+            let at = usize::try_from(offset - self.window.start).unwrap_or(usize::MAX)
+                + RECORD_HEADER_LEN;
+            let payload = &self.buffer.as_ref()[at..at + verified.len_bytes as usize];
+            return Ok(Record {
+                offset,
+                next_offset: verified.next_offset,
+                payload: Payload::Borrowed(payload),
+            });
+        }
         let located = self.locate_record(device, offset, hint)?;
         Ok(self.record_of(located))
     }
@@ -450,12 +476,19 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     /// Reads and checks the record at `offset`, and says where its payload
     /// is, without borrowing the buffer: a caller can then try elsewhere
     /// on failure (a flash hole) before it borrows.
+    ///
+    /// Out of line: the long way, kept off the inlined fast path of
+    /// [`read_record`](Self::read_record) (on hosts; firmware leaves it to
+    /// the compiler, for size).
+    #[cfg_attr(not(target_os = "none"), inline(never))]
     fn locate_record<D: BlockDevice>(
         &mut self,
         device: &mut D,
         offset: u64,
         hint: ReadHint,
     ) -> Result<Located, Error<D::Error>> {
+        // Also reached from the walks (`check_record`, `find_resume`), which
+        // read records checked ahead too.
         if let Some(verified) = self.verified.take(offset, self.flushed_offset) {
             // Checked in full when it was read ahead, from the bytes the
             // window still holds.
@@ -550,11 +583,11 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
             offset,
             header_bytes,
             payload: &buffer[payload],
-        }; CRC_LANES];
-        let mut ahead = [(VerifiedRecord::default(), 0u32); CRC_LANES];
+        }; CHECKED_TOGETHER];
+        let mut ahead = [(VerifiedRecord::default(), 0u32); CHECKED_TOGETHER];
         let mut count = 1;
         let mut position = next_offset;
-        while count < CRC_LANES {
+        while count < CHECKED_TOGETHER {
             let Some((header, at, next)) = self.peek_in_window(position) else {
                 break;
             };
@@ -576,8 +609,16 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
             count += 1;
             position = next;
         }
-        let computed = format::stored_checksums(&self.header, &inputs[..count]);
-        let mut verified = VerifiedAhead::default();
+        let mut computed = [0u32; CHECKED_TOGETHER];
+        for (group, lanes) in computed
+            .chunks_mut(CRC_LANES)
+            .zip(inputs[..count].chunks(CRC_LANES))
+        {
+            let checksums = format::stored_checksums(&self.header, lanes);
+            group[..lanes.len()].copy_from_slice(&checksums[..lanes.len()]);
+        }
+        let verified = &mut self.verified;
+        verified.forget();
         for lane in 1..count {
             let (record, stored) = ahead[lane];
             if computed[lane] != stored {
@@ -586,7 +627,6 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
             verified.records[lane - 1] = record;
             verified.len += 1;
         }
-        self.verified = verified;
         computed[0]
     }
 
@@ -743,7 +783,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     /// The buffer as scratch space for a scan; what it held is forgotten.
     pub fn scratch(&mut self) -> &mut [u8] {
         self.window = Window::default();
-        self.verified = VerifiedAhead::default();
+        self.verified.forget();
         self.buffer.as_mut()
     }
 

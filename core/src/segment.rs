@@ -605,6 +605,23 @@ impl SegmentAppender {
             return Err(Error::Poisoned);
         }
         let needed_bytes = self.batch_extent_bytes(payloads)?;
+        self.append_measured_batch(device, payloads, needed_bytes)
+    }
+
+    /// [`append_batch`](Self::append_batch) of a batch whose extent the
+    /// caller has just measured with [`batch_extent_bytes`]
+    /// (Self::batch_extent_bytes), which also checked every length: the log
+    /// measures a batch before it decides to rotate, and need not measure
+    /// it twice.
+    pub(crate) fn append_measured_batch<D: BlockDevice>(
+        &mut self,
+        device: &mut D,
+        payloads: &[&[u8]],
+        needed_bytes: u64,
+    ) -> Result<Range<u64>, Error<D::Error>> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
         let available_bytes = self.remaining_bytes();
         if needed_bytes > available_bytes {
             return Err(Error::Full {

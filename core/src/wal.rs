@@ -855,7 +855,9 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         }
         let id = self.active_info().id;
         let (device, _) = self.store.device(id).map_err(Error::Device)?;
-        let result = self.active.append_batch(device, payloads);
+        let result = self
+            .active
+            .append_measured_batch(device, payloads, needed_bytes);
         let offsets = self.poison_on(result)?;
         let first = self.next_lsn;
         self.next_lsn += count;
