@@ -10,9 +10,10 @@ use crate::error::{ConfigError, Corruption, Error};
 use crate::format::{
     self, RECORD_HEADER_LEN, RecordDefect, RecordHeader, SEGMENT_HEADER_LEN, SegmentHeader,
 };
-use crate::read_plan::{self, ReadHint, RecordPlan, Window};
+use crate::read_plan::{self, ReadHint, Window};
 use crate::recovery::{self, RecoveryMode, ScanReport, TailClass};
 use crate::segment::read_segment_header;
+use crate::view::{Body, FoundHeader, SegmentView};
 
 /// A payload: borrowed from the reader's buffer when it fits (zero-copy),
 /// owned when it does not (with the `alloc` feature).
@@ -321,6 +322,19 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         self.buffer_len_bytes
     }
 
+    /// The segment through this cursor's buffer, for one call.
+    fn view(&mut self) -> SegmentView<'_> {
+        SegmentView {
+            segment_start: self.segment_start,
+            header: &self.header,
+            erased_byte: self.erased_byte,
+            read_size_bytes: self.read_size_bytes,
+            buffer: self.buffer.as_mut(),
+            buffer_len_bytes: self.buffer_len_bytes,
+            window: &mut self.window,
+        }
+    }
+
     /// Brings the header at `offset` into the window and decodes it.
     fn header_at<D: BlockDevice>(
         &mut self,
@@ -328,44 +342,21 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         offset: u64,
         hint: ReadHint,
         allow_marker: bool,
-    ) -> Result<(RecordHeader, [u8; RECORD_HEADER_LEN]), Error<D::Error>> {
+    ) -> Result<FoundHeader, Error<D::Error>> {
         self.check_offset(offset)?;
-        let buffer_len = self.usable_buffer_len();
-        if let Some(fill) = read_plan::plan_header(
-            hint,
-            offset,
-            self.window,
-            self.flushed_offset,
-            buffer_len,
-            u64::from(self.read_size_bytes),
-        ) {
-            // Invalidate first: a failed read leaves the buffer undefined.
-            self.window = Window::default();
-            self.fill(device, fill.start, fill.len_bytes, fill.buffer_offset)?;
-            self.window = Window {
-                start: fill.start,
-                len_bytes: fill.len_bytes,
-            };
+        let limit = self.flushed_offset;
+        match self
+            .view()
+            .header_at(device, offset, limit, hint, allow_marker)
+        {
+            Ok(Ok(found)) => Ok(found),
+            Ok(Err(reason)) => Err(Error::NotARecord {
+                segment: self.header.sequence,
+                offset,
+                reason,
+            }),
+            Err(e) => Err(Error::Device(e)),
         }
-        let at = usize::try_from(offset - self.window.start).unwrap_or(usize::MAX);
-        let mut bytes = [0u8; RECORD_HEADER_LEN];
-        bytes.copy_from_slice(&self.buffer.as_ref()[at..at + RECORD_HEADER_LEN]);
-        let offset32 = u32::try_from(offset).unwrap_or(u32::MAX);
-        let not_a_record = |reason| Error::NotARecord {
-            segment: self.header.sequence,
-            offset,
-            reason,
-        };
-        let header = RecordHeader::decode(&bytes, offset32, &self.header, self.erased_byte)
-            .map_err(not_a_record)?;
-        if header.flags & format::FLAG_MARKER != 0 && !allow_marker {
-            return Err(not_a_record(RecordDefect::Marker));
-        }
-        let record_end = offset + RECORD_HEADER_LEN as u64 + u64::from(header.len_bytes);
-        if record_end > self.flushed_offset {
-            return Err(not_a_record(RecordDefect::ImplausibleLength));
-        }
-        Ok((header, bytes))
     }
 
     /// Reads and checks the record at `offset`. Payloads that fit the
@@ -411,61 +402,43 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         offset: u64,
         hint: ReadHint,
     ) -> Result<Located, Error<D::Error>> {
-        let (header, header_bytes) = self.header_at(device, offset, hint, false)?;
-        // The padded extent ends on a record boundary at or before the
-        // flushed offset, so reads planned with it stay read-unit aligned.
-        let record_len = header.extent_bytes(&self.header);
-        let next_offset = offset + record_len;
-        let buffer_len = self.usable_buffer_len();
-        match read_plan::plan_record(
-            hint,
-            offset,
-            record_len,
-            self.window,
-            self.flushed_offset,
-            buffer_len,
-        ) {
-            RecordPlan::InWindow => {}
-            RecordPlan::Read { fill, new_window } => {
-                self.window = Window::default();
-                self.fill(device, fill.start, fill.len_bytes, fill.buffer_offset)?;
-                self.window = new_window;
-            }
-            RecordPlan::Spill { .. } => {
-                #[cfg(feature = "alloc")]
-                {
-                    let mut owned = alloc::vec![0u8; header.len_bytes as usize];
-                    self.read_spilled(device, offset, header, &header_bytes, &mut owned)?;
-                    return Ok(Located {
-                        offset,
-                        next_offset,
-                        payload: Where::Owned(owned),
-                    });
-                }
-                #[cfg(not(feature = "alloc"))]
-                return Err(Error::BufferTooSmall {
-                    needed_bytes: u64::from(header.len_bytes),
-                    len_bytes: buffer_len,
-                });
-            }
-        }
-        let at =
-            usize::try_from(offset - self.window.start).unwrap_or(usize::MAX) + RECORD_HEADER_LEN;
-        let range = at..at + header.len_bytes as usize;
-        let mut hasher = format::record_hasher(&self.header, offset, &header_bytes);
-        hasher.update(&self.buffer.as_ref()[range.clone()]);
-        if format::stored_checksum(hasher.finalize()) != header.checksum {
-            return Err(Error::NotARecord {
+        let found = self.header_at(device, offset, hint, false)?;
+        let header = found.0;
+        let next_offset = offset + header.extent_bytes(&self.header);
+        let limit = self.flushed_offset;
+        let body = self
+            .view()
+            .record(device, offset, &found, limit, hint)
+            .map_err(Error::Device)?;
+        match body {
+            Body::Valid(range) => Ok(Located {
+                offset,
+                next_offset,
+                payload: Where::Buffer(range),
+            }),
+            Body::BadChecksum => Err(Error::NotARecord {
                 segment: self.header.sequence,
                 offset,
                 reason: RecordDefect::BadChecksum,
-            });
+            }),
+            Body::Spill { .. } => {
+                #[cfg(feature = "alloc")]
+                {
+                    let mut owned = alloc::vec![0u8; header.len_bytes as usize];
+                    self.read_spilled(device, offset, header, &found.1, &mut owned)?;
+                    Ok(Located {
+                        offset,
+                        next_offset,
+                        payload: Where::Owned(owned),
+                    })
+                }
+                #[cfg(not(feature = "alloc"))]
+                Err(Error::BufferTooSmall {
+                    needed_bytes: u64::from(header.len_bytes),
+                    len_bytes: self.usable_buffer_len(),
+                })
+            }
         }
-        Ok(Located {
-            offset,
-            next_offset,
-            payload: Where::Buffer(range),
-        })
     }
 
     /// Checks the record (or marker) at `offset` in full, checksum
