@@ -480,6 +480,11 @@ pub fn record_extent_bytes(len_bytes: u32, record_align_bytes: u32) -> u64 {
 ///
 /// The 28 prefix bytes go in as one piece: table-driven CRCs handle short
 /// pieces a byte at a time, so five small updates cost a third more.
+// Out of line on bare metal: inlined into the record check, the scan's
+// spill path and the appender it cost 340 more bytes of Thumb code in
+// firmware (examples/firmware/FIGURES.md). Left to the compiler on hosts,
+// where every record read and appended calls it.
+#[cfg_attr(target_os = "none", inline(never))]
 pub fn record_hasher(
     segment: &SegmentHeader,
     offset: u64,
