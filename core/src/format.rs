@@ -115,6 +115,10 @@ pub const RECORD_FLAGS: Range<usize> = RECORD_SYNCED.end..RECORD_SYNCED.end + 4;
 /// Size of a record header.
 pub const RECORD_HEADER_LEN: usize = RECORD_FLAGS.end;
 const _: () = assert!(RECORD_HEADER_LEN == 16);
+/// [`RECORD_HEADER_LEN`] as a `u32`, the width of segment offsets.
+// The cast is exact: the header is 16 bytes.
+#[allow(clippy::cast_possible_truncation)]
+pub(crate) const RECORD_HEADER_LEN_U32: u32 = RECORD_HEADER_LEN as u32;
 
 /// Flag: the next record belongs to the same atomic batch.
 pub const FLAG_BATCH_CONTINUES: u32 = 1 << 0;

@@ -13,7 +13,7 @@ use crate::format::{
 use crate::read_plan::{self, ReadHint, Window};
 use crate::recovery::{self, RecoveryMode, ScanReport, TailClass};
 use crate::segment::read_segment_header;
-use crate::view::{Body, FoundHeader, SegmentView};
+use crate::view::{Body, FoundHeader, SegmentView, usable_len_bytes};
 
 /// A payload: borrowed from the reader's buffer when it fits (zero-copy),
 /// owned when it does not (with the `alloc` feature).
@@ -77,14 +77,14 @@ pub struct SegmentCursor<B> {
     segment_start: u64,
     header: SegmentHeader,
     /// `header.records_start()`, kept: every record read checks against it.
-    records_start: u64,
+    records_start: u32,
     erased_byte: u8,
     read_size_bytes: u32,
     buffer: B,
     /// The buffer's length in whole read units, kept for the same reason.
-    buffer_len_bytes: u64,
+    buffer_len_bytes: u32,
     window: Window,
-    flushed_offset: u64,
+    flushed_offset: u32,
 }
 
 impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
@@ -116,12 +116,11 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         header: SegmentHeader,
         buffer: B,
     ) -> Result<Self, Error<E>> {
-        let read_size = geometry.read_size_bytes as usize;
-        let usable = buffer.as_ref().len() - buffer.as_ref().len() % read_size;
-        if (usable as u64) < read_plan::RANDOM_READ_BYTES {
+        let usable = usable_len_bytes(buffer.as_ref().len(), geometry.read_size_bytes);
+        if u64::from(usable) < read_plan::RANDOM_READ_BYTES {
             return Err(Error::Config(ConfigError::Buffer));
         }
-        let records_start = u64::from(header.records_start());
+        let records_start = header.records_start();
         Ok(SegmentCursor {
             segment_start,
             header,
@@ -129,7 +128,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
             erased_byte: geometry.erased_byte,
             read_size_bytes: geometry.read_size_bytes,
             buffer,
-            buffer_len_bytes: usable as u64,
+            buffer_len_bytes: usable,
             window: Window::default(),
             flushed_offset: records_start,
         })
@@ -140,7 +139,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     pub fn retarget(&mut self, segment_start: u64, header: SegmentHeader, flushed_offset: u64) {
         self.segment_start = segment_start;
         self.header = header;
-        self.records_start = u64::from(header.records_start());
+        self.records_start = header.records_start();
         self.window = Window::default();
         self.set_flushed_offset(flushed_offset);
     }
@@ -201,7 +200,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
             ));
         }
         // A clean-close marker ends the records: it is not one to read.
-        self.flushed_offset = u64::from(report.trailing_marker.unwrap_or(report.records_end));
+        self.flushed_offset = report.trailing_marker.unwrap_or(report.records_end);
         Ok(report)
     }
 
@@ -215,15 +214,14 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         // The alignment is a power of two (`1 << record_align_log2`).
         let align = u64::from(self.header.record_align_bytes());
         let aligned = flushed_offset & !(align - 1);
-        self.flushed_offset = aligned.clamp(
-            self.records_start,
-            u64::from(self.header.segment_size_bytes),
-        );
+        let segment_end = self.header.segment_size_bytes;
+        let clamped = aligned.clamp(u64::from(self.records_start), u64::from(segment_end));
+        self.flushed_offset = u32::try_from(clamped).unwrap_or(segment_end);
     }
 
     /// How far the reader may read.
     pub fn flushed_offset(&self) -> u64 {
-        self.flushed_offset
+        u64::from(self.flushed_offset)
     }
 
     /// The segment's header.
@@ -233,7 +231,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
 
     /// Offset of the first record.
     pub fn records_start(&self) -> u64 {
-        self.records_start
+        u64::from(self.records_start)
     }
 
     /// Reads the application's user area into `out`, checking its checksum.
@@ -259,7 +257,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         let read_size = u64::from(self.read_size_bytes);
         let area_end = SEGMENT_HEADER_LEN as u64 + len as u64;
         let read_end = area_end.next_multiple_of(read_size);
-        let chunk = self.usable_buffer_len();
+        let chunk = u64::from(self.usable_buffer_len());
         self.window = Window::default();
         let mut position = 0u64;
         while position < read_end {
@@ -286,18 +284,16 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     }
 
     fn check_offset<E: DeviceError>(&self, offset: u64) -> Result<(), Error<E>> {
-        let records_start = self.records_start;
+        let records_start = u64::from(self.records_start);
+        let flushed_offset = u64::from(self.flushed_offset);
         // The alignment is a power of two (`1 << record_align_log2`).
         let aligned = offset & (u64::from(self.header.record_align_bytes()) - 1) == 0;
         let header_end = offset.checked_add(RECORD_HEADER_LEN as u64);
-        if !aligned
-            || offset < records_start
-            || header_end.is_none_or(|end| end > self.flushed_offset)
-        {
+        if !aligned || offset < records_start || header_end.is_none_or(|end| end > flushed_offset) {
             return Err(Error::OutOfRange {
                 offset,
                 records_start,
-                flushed_offset: self.flushed_offset,
+                flushed_offset,
             });
         }
         Ok(())
@@ -318,7 +314,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
             .map_err(Error::Device)
     }
 
-    fn usable_buffer_len(&self) -> u64 {
+    fn usable_buffer_len(&self) -> u32 {
         self.buffer_len_bytes
     }
 
@@ -344,10 +340,12 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         allow_marker: bool,
     ) -> Result<FoundHeader, Error<D::Error>> {
         self.check_offset(offset)?;
+        // Below the flushed offset (just checked), so a u32.
+        let offset32 = u32::try_from(offset).unwrap_or(u32::MAX);
         let limit = self.flushed_offset;
         match self
             .view()
-            .header_at(device, offset, limit, hint, allow_marker)
+            .header_at(device, offset32, limit, hint, allow_marker)
         {
             Ok(Ok(found)) => Ok(found),
             Ok(Err(reason)) => Err(Error::NotARecord {
@@ -406,9 +404,11 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         let header = found.0;
         let next_offset = offset + header.extent_bytes(&self.header);
         let limit = self.flushed_offset;
+        // Below the flushed offset (`header_at` checked), so a u32.
+        let offset32 = u32::try_from(offset).unwrap_or(u32::MAX);
         let body = self
             .view()
-            .record(device, offset, &found, limit, hint)
+            .record(device, offset32, &found, limit, hint)
             .map_err(Error::Device)?;
         match body {
             Body::Valid(range) => Ok(Located {
@@ -435,7 +435,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
                 #[cfg(not(feature = "alloc"))]
                 Err(Error::BufferTooSmall {
                     needed_bytes: u64::from(header.len_bytes),
-                    len_bytes: self.usable_buffer_len(),
+                    len_bytes: u64::from(self.usable_buffer_len()),
                 })
             }
         }
@@ -475,7 +475,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     ) -> Result<Option<u64>, Error<D::Error>> {
         let align = u64::from(self.header.record_align_bytes());
         let mut position = hole_start + align;
-        while position + RECORD_HEADER_LEN as u64 <= self.flushed_offset {
+        while position + RECORD_HEADER_LEN as u64 <= u64::from(self.flushed_offset) {
             let resumes = match self.header_at(device, position, ReadHint::Sequential, false) {
                 Ok((header, _)) => {
                     header.flags & format::FLAG_RESUMES_AFTER_HOLE != 0
@@ -534,9 +534,12 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     ) -> Result<(), Error<D::Error>> {
         let payload_start = offset + RECORD_HEADER_LEN as u64;
         let payload_end = payload_start + u64::from(header.len_bytes);
-        let held_end = self.window.end().min(payload_end).max(payload_start);
+        let held_end = u64::from(self.window.end())
+            .min(payload_end)
+            .max(payload_start);
         let held = usize::try_from(held_end - payload_start).unwrap_or(0);
-        let at = usize::try_from(payload_start - self.window.start).unwrap_or(usize::MAX);
+        let at =
+            usize::try_from(payload_start - u64::from(self.window.start)).unwrap_or(usize::MAX);
         out[..held].copy_from_slice(&self.buffer.as_ref()[at..at + held]);
         if held < out.len() {
             // `held_end` is the window's end, read-unit aligned; the last

@@ -47,11 +47,11 @@ use crate::device::BlockDevice;
 use crate::error::{Corruption, Error};
 use crate::format::{
     FLAG_BATCH_CONTINUES, FLAG_MARKER, FLAG_RESUMES_AFTER_HOLE, MARKER_MAGIC,
-    MARKER_PAYLOAD_MIN_BYTES, RECORD_HEADER_LEN, RecordDefect, RecordHeader, SegmentHeader,
-    is_blank, record_hasher, stored_checksum,
+    MARKER_PAYLOAD_MIN_BYTES, RECORD_HEADER_LEN, RECORD_HEADER_LEN_U32, RecordDefect, RecordHeader,
+    SegmentHeader, is_blank, record_hasher, stored_checksum,
 };
 use crate::read_plan::{self, ReadHint, Window};
-use crate::view::{Body, FoundHeader, SegmentView};
+use crate::view::{Body, FoundHeader, SegmentView, usable_len_bytes};
 
 /// What recovery does with a corrupt middle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -196,27 +196,23 @@ impl<D: BlockDevice> Validator<'_, D> {
     pub(crate) fn check(
         &mut self,
         offset: u32,
-        limit: u64,
+        limit: u32,
     ) -> Result<Result<RecordHeader, RecordDefect>, D::Error> {
-        let offset64 = u64::from(offset);
         let hint = ReadHint::Sequential;
         let found = match self
             .view
-            .header_at(self.device, offset64, limit, hint, true)?
+            .header_at(self.device, offset, limit, hint, true)?
         {
             Ok(found) => found,
             Err(defect) => return Ok(Err(defect)),
         };
-        match self
-            .view
-            .record(self.device, offset64, &found, limit, hint)?
-        {
+        match self.view.record(self.device, offset, &found, limit, hint)? {
             Body::Valid(_) => Ok(Ok(found.0)),
             Body::BadChecksum => Ok(Err(RecordDefect::BadChecksum)),
             Body::Spill {
                 rest_start,
                 rest_len_bytes,
-            } => self.check_spilled(offset64, &found, rest_start, rest_len_bytes),
+            } => self.check_spilled(offset, &found, rest_start, rest_len_bytes),
         }
     }
 
@@ -224,18 +220,19 @@ impl<D: BlockDevice> Validator<'_, D> {
     /// streams the rest through the buffer in bounded chunks.
     fn check_spilled(
         &mut self,
-        offset: u64,
+        offset: u32,
         found: &FoundHeader,
-        rest_start: u64,
-        rest_len_bytes: u64,
+        rest_start: u32,
+        rest_len_bytes: u32,
     ) -> Result<Result<RecordHeader, RecordDefect>, D::Error> {
         let (header, header_bytes) = found;
         let view = &mut self.view;
-        let mut hasher = record_hasher(view.header, offset, header_bytes);
-        let at = usize::try_from(offset - view.window.start).unwrap_or(usize::MAX);
-        let payload_end = offset + RECORD_HEADER_LEN as u64 + u64::from(header.len_bytes);
+        let mut hasher = record_hasher(view.header, u64::from(offset), header_bytes);
+        let at = (offset - view.window.start) as usize;
+        // Within the segment (`header_at` checked the extent), so a u32.
+        let payload_end = offset + RECORD_HEADER_LEN_U32 + header.len_bytes;
         let held_end = view.window.end().min(payload_end);
-        let held = usize::try_from(held_end - offset).unwrap_or(usize::MAX);
+        let held = (held_end - offset) as usize;
         hasher.update(&view.buffer[at + RECORD_HEADER_LEN..at + held]);
         let mut next = rest_start;
         let end = rest_start + rest_len_bytes;
@@ -247,8 +244,7 @@ impl<D: BlockDevice> Validator<'_, D> {
                 len_bytes: chunk,
             };
             let hashed = payload_end.saturating_sub(next).min(chunk);
-            let hashed = usize::try_from(hashed).unwrap_or(usize::MAX);
-            hasher.update(&view.buffer[..hashed]);
+            hasher.update(&view.buffer[..hashed as usize]);
             next += chunk;
         }
         if stored_checksum(hasher.finalize()) == header.checksum {
@@ -276,7 +272,7 @@ fn walk<D: BlockDevice>(
     last_record_offset: Option<u32>,
 ) -> Result<Walk, D::Error> {
     let header = validator.view.header;
-    let segment_end = u64::from(header.segment_size_bytes);
+    let segment_end = header.segment_size_bytes;
     let mut walk = Walk {
         records_end: from,
         record_count,
@@ -286,7 +282,7 @@ fn walk<D: BlockDevice>(
     let mut position = from;
     let mut count = record_count;
     let mut last = last_record_offset;
-    let max_steps = segment_end / u64::from(header.record_align_bytes()) + 1;
+    let max_steps = segment_end / header.record_align_bytes() + 1;
     for _ in 0..max_steps {
         let Ok(record) = validator.check(position, segment_end)? else {
             break;
@@ -308,7 +304,7 @@ fn walk<D: BlockDevice>(
                 trailing_marker: (record.flags & FLAG_MARKER != 0).then_some(start),
             };
         }
-        if u64::from(position) >= segment_end {
+        if position >= segment_end {
             break;
         }
     }
@@ -334,7 +330,7 @@ fn probe<D: BlockDevice>(validator: &mut Validator<'_, D>, from: u32) -> Result<
         resume: None,
     };
     let mut position = from;
-    let max_steps = u64::from(segment_end) / u64::from(align) + 1;
+    let max_steps = segment_end / align + 1;
     for _ in 0..max_steps {
         if position >= segment_end {
             break;
@@ -345,7 +341,7 @@ fn probe<D: BlockDevice>(validator: &mut Validator<'_, D>, from: u32) -> Result<
             continue;
         }
         found.dirty_end = position + unit_len;
-        match validator.check(position, u64::from(segment_end))? {
+        match validator.check(position, segment_end)? {
             Ok(record) => {
                 let later = LaterRecord {
                     offset: position,
@@ -384,21 +380,19 @@ fn unit_is_blank<D: BlockDevice>(
     unit_len: u32,
     erased: u8,
 ) -> Result<Option<u32>, D::Error> {
-    let start = u64::from(position);
-    let len = u64::from(unit_len);
     let view = &mut validator.view;
-    if !view.window.contains(start, len) {
-        let segment_end = u64::from(view.header.segment_size_bytes);
-        let want = view.buffer_len_bytes.min(segment_end - start);
-        view.fill(validator.device, start, want, 0)?;
+    if !view.window.contains(position, unit_len) {
+        let segment_end = view.header.segment_size_bytes;
+        let want = view.buffer_len_bytes.min(segment_end - position);
+        view.fill(validator.device, position, want, 0)?;
         *view.window = Window {
-            start,
+            start: position,
             len_bytes: want,
         };
     }
-    let at = usize::try_from(start - view.window.start).unwrap_or(usize::MAX);
-    let held = usize::try_from(view.window.len_bytes).unwrap_or(0);
-    let unit = usize::try_from(len).unwrap_or(usize::MAX);
+    let at = (position - view.window.start) as usize;
+    let held = view.window.len_bytes as usize;
+    let unit = unit_len as usize;
     if !is_blank(&view.buffer[at..at + unit], erased, validator.zero_is_blank) {
         return Ok(None);
     }
@@ -428,8 +422,7 @@ pub fn scan<D: BlockDevice>(
     if !scratch_fits(scratch.len(), geometry.read_size_bytes) {
         return Err(Error::Config(crate::error::ConfigError::Buffer));
     }
-    let read_size = geometry.read_size_bytes as usize;
-    let usable = scratch.len() - scratch.len() % read_size;
+    let usable = usable_len_bytes(scratch.len(), geometry.read_size_bytes);
     let mut window = Window::default();
     let mut validator = Validator {
         device,
@@ -438,8 +431,8 @@ pub fn scan<D: BlockDevice>(
             header,
             erased_byte: geometry.erased_byte,
             read_size_bytes: geometry.read_size_bytes,
-            buffer: &mut scratch[..usable],
-            buffer_len_bytes: usable as u64,
+            buffer: &mut scratch[..usable as usize],
+            buffer_len_bytes: usable,
             window: &mut window,
         },
         zero_is_blank: !geometry.erase_before_write,

@@ -31,10 +31,17 @@ pub(crate) enum Body {
     /// the rest is `rest_len_bytes` from segment offset `rest_start`.
     Spill {
         /// Segment offset of the first byte not in the window.
-        rest_start: u64,
+        rest_start: u32,
         /// Bytes of the record after the window.
-        rest_len_bytes: u64,
+        rest_len_bytes: u32,
     },
+}
+
+/// How much of a buffer of `len` bytes reads use: whole read units, and
+/// no more than a segment can hold (segment offsets are `u32`).
+pub(crate) fn usable_len_bytes(len: usize, read_size_bytes: u32) -> u32 {
+    let len = u32::try_from(len).unwrap_or(u32::MAX);
+    len - len % read_size_bytes
 }
 
 /// A segment of a device seen through a buffer, of which `window` says
@@ -52,7 +59,7 @@ pub(crate) struct SegmentView<'a> {
     /// The buffer; only its first `buffer_len_bytes` are used.
     pub(crate) buffer: &'a mut [u8],
     /// The buffer's length in whole read units.
-    pub(crate) buffer_len_bytes: u64,
+    pub(crate) buffer_len_bytes: u32,
     /// What the buffer holds.
     pub(crate) window: &'a mut Window,
 }
@@ -64,17 +71,14 @@ impl SegmentView<'_> {
     pub(crate) fn fill<D: BlockDevice>(
         &mut self,
         device: &mut D,
-        start: u64,
-        len_bytes: u64,
-        buffer_offset: u64,
+        start: u32,
+        len_bytes: u32,
+        buffer_offset: u32,
     ) -> Result<(), D::Error> {
         *self.window = Window::default();
-        let from = usize::try_from(buffer_offset).unwrap_or(usize::MAX);
-        let len = usize::try_from(len_bytes).unwrap_or(usize::MAX);
-        device.read(
-            self.segment_start + start,
-            &mut self.buffer[from..from + len],
-        )
+        let from = buffer_offset as usize;
+        let target = &mut self.buffer[from..from + len_bytes as usize];
+        device.read(self.segment_start + u64::from(start), target)
     }
 
     /// Brings the header of the record at `offset` into the window and
@@ -88,12 +92,12 @@ impl SegmentView<'_> {
     pub(crate) fn header_at<D: BlockDevice>(
         &mut self,
         device: &mut D,
-        offset: u64,
-        limit: u64,
+        offset: u32,
+        limit: u32,
         hint: ReadHint,
         allow_marker: bool,
     ) -> Result<Result<FoundHeader, RecordDefect>, D::Error> {
-        if offset + RECORD_HEADER_LEN as u64 > limit {
+        if u64::from(offset) + RECORD_HEADER_LEN as u64 > u64::from(limit) {
             return Ok(Err(RecordDefect::ImplausibleLength));
         }
         if let Some(fill) = read_plan::plan_header(
@@ -102,7 +106,7 @@ impl SegmentView<'_> {
             *self.window,
             limit,
             self.buffer_len_bytes,
-            u64::from(self.read_size_bytes),
+            self.read_size_bytes,
         ) {
             self.fill(device, fill.start, fill.len_bytes, fill.buffer_offset)?;
             *self.window = Window {
@@ -110,11 +114,10 @@ impl SegmentView<'_> {
                 len_bytes: fill.len_bytes,
             };
         }
-        let at = usize::try_from(offset - self.window.start).unwrap_or(usize::MAX);
+        let at = (offset - self.window.start) as usize;
         let mut bytes = [0u8; RECORD_HEADER_LEN];
         bytes.copy_from_slice(&self.buffer[at..at + RECORD_HEADER_LEN]);
-        let offset32 = u32::try_from(offset).unwrap_or(u32::MAX);
-        let header = match RecordHeader::decode(&bytes, offset32, self.header, self.erased_byte) {
+        let header = match RecordHeader::decode(&bytes, offset, self.header, self.erased_byte) {
             Ok(header) => header,
             Err(defect) => return Ok(Err(defect)),
         };
@@ -123,7 +126,7 @@ impl SegmentView<'_> {
         }
         // The padded extent: `limit` is aligned, so this is the same test
         // for the unpadded end, and reads planned with it stay aligned.
-        if offset + header.extent_bytes(self.header) > limit {
+        if u64::from(offset) + header.extent_bytes(self.header) > u64::from(limit) {
             return Ok(Err(RecordDefect::ImplausibleLength));
         }
         Ok(Ok((header, bytes)))
@@ -136,16 +139,18 @@ impl SegmentView<'_> {
     pub(crate) fn record<D: BlockDevice>(
         &mut self,
         device: &mut D,
-        offset: u64,
+        offset: u32,
         found: &FoundHeader,
-        limit: u64,
+        limit: u32,
         hint: ReadHint,
     ) -> Result<Body, D::Error> {
         let (header, header_bytes) = found;
+        // Fits: `header_at` checked that the record ends by `limit`.
+        let extent = u32::try_from(header.extent_bytes(self.header)).unwrap_or(u32::MAX);
         match read_plan::plan_record(
             hint,
             offset,
-            header.extent_bytes(self.header),
+            extent,
             *self.window,
             limit,
             self.buffer_len_bytes,
@@ -165,10 +170,9 @@ impl SegmentView<'_> {
                 });
             }
         }
-        let at =
-            usize::try_from(offset - self.window.start).unwrap_or(usize::MAX) + RECORD_HEADER_LEN;
+        let at = (offset - self.window.start) as usize + RECORD_HEADER_LEN;
         let payload = at..at + header.len_bytes as usize;
-        let mut hasher = record_hasher(self.header, offset, header_bytes);
+        let mut hasher = record_hasher(self.header, u64::from(offset), header_bytes);
         hasher.update(&self.buffer[payload.clone()]);
         if stored_checksum(hasher.finalize()) == header.checksum {
             Ok(Body::Valid(payload))
