@@ -427,7 +427,12 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         )?;
         Self::settle_chain(&mut store, &mut segments, &unfinished, config.read_only)?;
         let mut tail = WalTailState::Clean;
-        let (active, active_info) = match segments.last().copied() {
+        // The arms give the appender alone: the active segment is the
+        // list's last either way, and moving its `SegmentInfo` out of each
+        // arm too cost bytes of Thumb code in firmware (with `create_segment`
+        // giving the id, not a second copy of the header: 40 in `minimal`,
+        // 144 in the sensor-log firmware).
+        let active = match segments.last().copied() {
             None if config.read_only => return Err(Error::ReadOnly),
             Some(info) if config.read_only => {
                 let (device, start) = store.device(info.id).map_err(Error::Device)?;
@@ -444,16 +449,16 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
                         records_discarded: 0,
                     };
                 }
-                (
-                    SegmentAppender::from_scan(start, info.header, &report),
-                    info,
-                )
+                SegmentAppender::from_scan(start, info.header, &report)
             }
             None => {
                 let identity = SegmentIdentity::first(1, FIRST_LSN, store.fresh_salt());
-                let (appender, info) = Self::create_segment(&mut store, &config, identity)?;
-                let _ = segments.push(info);
-                (appender, info)
+                let (appender, id) = Self::create_segment(&mut store, &config, identity)?;
+                let _ = segments.push(SegmentInfo {
+                    id,
+                    header: *appender.header(),
+                });
+                appender
             }
             Some(info) => {
                 let (device, start) = store.device(info.id).map_err(Error::Device)?;
@@ -463,7 +468,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
                     }
                     OpenVerification::Full => None,
                 };
-                let appender = match clean {
+                match clean {
                     Some((appender, _)) => appender,
                     None => {
                         let (appender, recovered) = SegmentAppender::open(
@@ -486,30 +491,23 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
                         }
                         appender
                     }
-                };
-                (appender, info)
+                }
             }
         };
-        let geometry = store
-            .device(active_info.id)
-            .map_err(Error::Device)?
-            .0
-            .geometry();
+        // Never empty here: the last arm pushed one if it was.
+        let active_id = segments.last().map_or(0, |info| info.id);
+        let active_header = *active.header();
+        let geometry = store.device(active_id).map_err(Error::Device)?.0.geometry();
         check_scratch(buffer.as_mut().len(), &geometry)?;
-        let cursor = SegmentCursor::with_header(
-            &geometry,
-            active.segment_start(),
-            active_info.header,
-            buffer,
-        )?;
+        let cursor =
+            SegmentCursor::with_header(&geometry, active.segment_start(), active_header, buffer)?;
         // Bytes from a device: a base LSN near the top of the range must
         // not wrap.
-        let next_lsn = active_info
-            .header
+        let next_lsn = active_header
             .base_lsn
             .checked_add(active.record_count())
             .ok_or(chain_error(
-                active_info.header.sequence,
+                active_header.sequence,
                 ChainDefect::LsnNotIncreasing,
             ))?;
         let mut wal = Wal {
@@ -756,23 +754,20 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         Ok(())
     }
 
-    /// Allocates and lays out a new segment.
+    /// Allocates and lays out a new segment; returns its appender and id
+    /// (the header is the appender's).
     fn create_segment(
         store: &mut S,
         config: &WalConfig,
         identity: SegmentIdentity,
-    ) -> Result<(SegmentAppender, SegmentInfo), Error<S::Error>> {
+    ) -> Result<(SegmentAppender, SegmentId), Error<S::Error>> {
         let id = store
             .allocate(identity.sequence, config.segment_size_bytes)
             .map_err(Error::Device)?;
         let (device, start) = store.device(id).map_err(Error::Device)?;
         let appender =
             SegmentAppender::create(device, start, &config.segment_config(), identity, &[])?;
-        let info = SegmentInfo {
-            id,
-            header: *appender.header(),
-        };
-        Ok((appender, info))
+        Ok((appender, id))
     }
 
     fn active_info(&self) -> SegmentInfo {
@@ -887,8 +882,11 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         // it once, and reopens when there is room (a flash ring that drops
         // its oldest segment checks for room before it appends).
         let created = Self::create_segment(&mut self.store, &self.config, identity);
-        let (appender, info) = self.poison_on(created)?;
-        let _ = self.segments.push(info);
+        let (appender, id) = self.poison_on(created)?;
+        let _ = self.segments.push(SegmentInfo {
+            id,
+            header: *appender.header(),
+        });
         self.active = appender;
         self.prepare_hinted = false;
         Ok(())
@@ -1037,7 +1035,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             prev_sequence,
         };
         let created = Self::create_segment(&mut self.store, &self.config, identity);
-        let (appender, info) = self.poison_on(created)?;
+        let (appender, id) = self.poison_on(created)?;
         // The cut is durable: drop what it cut off, newest first.
         let keep_count = keep.map_or(0, |k| k + 1);
         let mut release_error = None;
@@ -1057,7 +1055,10 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             self.index
                 .truncate(kept.sequence, lsn.0 + 1 - kept.base_lsn);
         }
-        let _ = self.segments.push(info);
+        let _ = self.segments.push(SegmentInfo {
+            id,
+            header: *appender.header(),
+        });
         self.active = appender;
         self.prepare_hinted = false;
         self.next_lsn = lsn.0 + 1;
