@@ -1146,7 +1146,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         let mut seen = 0u64;
         // Where an unfinished batch began, and what was counted before it.
         let mut batch: Option<(u64, u64)> = None;
-        let max_steps = u64::from(info.header.segment_size_bytes) / 8 + 1;
+        let max_steps = info.header.segment_size_bytes / 8 + 1;
         for _ in 0..max_steps {
             // Records of a batch still open may yet be dropped.
             if seen >= target && batch.is_none() {
@@ -1206,20 +1206,11 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             }
             offset = next;
         }
-        if let (Some(offset), true) = (found, seen < target) {
-            return Ok(offset);
-        }
-        if seen < target {
-            return Err(Error::Chain {
-                segment: info.header.sequence,
-                reason: ChainDefect::MissingRecords {
-                    expected: count,
-                    found: seen,
-                },
-            });
-        }
+        // Only a walk that saw every record is kept.
         #[cfg(feature = "alloc")]
-        self.index.insert(info.header.sequence, offsets);
+        if seen >= target {
+            self.index.insert(info.header.sequence, offsets);
+        }
         found.ok_or(Error::Chain {
             segment: info.header.sequence,
             reason: ChainDefect::MissingRecords {
