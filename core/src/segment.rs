@@ -272,7 +272,7 @@ impl SegmentAppender {
         {
             return Err(Error::Config(ConfigError::UserArea));
         }
-        header.user_area_checksum = user_area_checksum(&header, user_area);
+        header.user_area_checksum = user_area_checksum(config, user_area);
         if geometry.erase_before_write {
             device
                 .erase(segment_start, u64::from(config.segment_size_bytes))
@@ -941,11 +941,16 @@ fn zero_runs(len: usize) -> impl Iterator<Item = &'static [u8]> {
     core::iter::repeat_n(&ZEROS[..], full).chain((rest > 0).then(|| &ZEROS[..rest]))
 }
 
-fn user_area_checksum(header: &SegmentHeader, user_area: &[u8]) -> u32 {
-    let mut hasher = header.checksum_kind.hasher();
+/// The checksum of the user area `config` lays out, holding `user_area`.
+/// From the configuration, not the header made of it: a caller's constant
+/// configuration (a log's segments have no user area) then folds the zero
+/// runs away, 152 bytes of Thumb code in firmware
+/// (examples/firmware/FIGURES.md).
+fn user_area_checksum(config: &SegmentConfig, user_area: &[u8]) -> u32 {
+    let mut hasher = config.checksum_kind.hasher();
     hasher.update(user_area);
     // The unused part of the area is written as zeros.
-    let unused = header.user_area_len_bytes as usize - user_area.len();
+    let unused = config.user_area_len_bytes as usize - user_area.len();
     for zeros in zero_runs(unused) {
         hasher.update(zeros);
     }
