@@ -235,9 +235,8 @@ pub fn check_range(
 /// [`Geometry::is_valid`]), which take a mask; any other divisor (a
 /// backend may pass what it likes to [`check_range`]) takes one `u32`
 /// division and a 32-step shift-and-subtract, with the same answer.
-// Out of line on bare metal: called from each range check; 16 bytes less
-// in firmware. Left to the compiler on hosts (every device I/O calls it).
-#[cfg_attr(target_os = "none", inline(never))]
+// Left to the compiler: with a constant divisor (a flash's units) it
+// folds to a mask test.
 pub(crate) const fn is_multiple_of_u32(value: u64, divisor: u32) -> bool {
     if divisor == 0 {
         // As `u64::is_multiple_of`: only zero is a multiple of zero.
