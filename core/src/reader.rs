@@ -78,7 +78,6 @@ pub struct SegmentCursor<B> {
     header: SegmentHeader,
     /// `header.records_start()`, kept: every record read checks against it.
     records_start: u32,
-    erased_byte: u8,
     read_size_bytes: u32,
     buffer: B,
     /// The buffer's length in whole read units, kept for the same reason.
@@ -125,7 +124,6 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
             segment_start,
             header,
             records_start,
-            erased_byte: geometry.erased_byte,
             read_size_bytes: geometry.read_size_bytes,
             buffer,
             buffer_len_bytes: usable,
@@ -323,8 +321,6 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         SegmentView {
             segment_start: self.segment_start,
             header: &self.header,
-            erased_byte: self.erased_byte,
-            read_size_bytes: self.read_size_bytes,
             buffer: self.buffer.as_mut(),
             buffer_len_bytes: self.buffer_len_bytes,
             window: &mut self.window,

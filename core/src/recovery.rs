@@ -323,7 +323,7 @@ fn probe<D: BlockDevice>(validator: &mut Validator<'_, D>, from: u32) -> Result<
     let header = validator.view.header;
     let align = header.record_align_bytes();
     let segment_end = header.segment_size_bytes;
-    let erased = validator.view.erased_byte;
+    let erased = validator.device.geometry().erased_byte;
     let mut found = Probe {
         dirty_end: from,
         latest: None,
@@ -429,8 +429,6 @@ pub fn scan<D: BlockDevice>(
         view: SegmentView {
             segment_start,
             header,
-            erased_byte: geometry.erased_byte,
-            read_size_bytes: geometry.read_size_bytes,
             buffer: &mut scratch[..usable as usize],
             buffer_len_bytes: usable,
             window: &mut window,

@@ -52,10 +52,6 @@ pub(crate) struct SegmentView<'a> {
     pub(crate) segment_start: u64,
     /// The segment's header.
     pub(crate) header: &'a SegmentHeader,
-    /// The device's erased byte.
-    pub(crate) erased_byte: u8,
-    /// The device's read unit.
-    pub(crate) read_size_bytes: u32,
     /// The buffer; only its first `buffer_len_bytes` are used.
     pub(crate) buffer: &'a mut [u8],
     /// The buffer's length in whole read units.
@@ -100,13 +96,16 @@ impl SegmentView<'_> {
         if u64::from(offset) + RECORD_HEADER_LEN as u64 > u64::from(limit) {
             return Ok(Err(RecordDefect::ImplausibleLength));
         }
+        // The device's units from the device, not copies kept beside it:
+        // a flash's are constants, and the compiler then plans with them.
+        let geometry = device.geometry();
         if let Some(fill) = read_plan::plan_header(
             hint,
             offset,
             *self.window,
             limit,
             self.buffer_len_bytes,
-            self.read_size_bytes,
+            geometry.read_size_bytes,
         ) {
             self.fill(device, fill.start, fill.len_bytes, fill.buffer_offset)?;
             *self.window = Window {
@@ -117,7 +116,7 @@ impl SegmentView<'_> {
         let at = (offset - self.window.start) as usize;
         let mut bytes = [0u8; RECORD_HEADER_LEN];
         bytes.copy_from_slice(&self.buffer[at..at + RECORD_HEADER_LEN]);
-        let header = match RecordHeader::decode(&bytes, offset, self.header, self.erased_byte) {
+        let header = match RecordHeader::decode(&bytes, offset, self.header, geometry.erased_byte) {
             Ok(header) => header,
             Err(defect) => return Ok(Err(defect)),
         };
