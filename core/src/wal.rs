@@ -462,11 +462,15 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             }
             Some(info) => {
                 let (device, start) = store.device(info.id).map_err(Error::Device)?;
+                // A device that erases before writing never gets a
+                // clean-close marker (`recovery::marker_extent_bytes`):
+                // there it scans at once, without reading the header twice.
+                let markers = !device.geometry().erase_before_write;
                 let clean = match config.verification {
-                    OpenVerification::Tail => {
+                    OpenVerification::Tail if markers => {
                         SegmentAppender::open_clean(device, start, buffer.as_mut())?
                     }
-                    OpenVerification::Full => None,
+                    OpenVerification::Tail | OpenVerification::Full => None,
                 };
                 match clean {
                     Some((appender, _)) => appender,
