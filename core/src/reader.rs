@@ -1,7 +1,9 @@
 //! Reading records of one segment: checked, zero-copy where they fit.
 //!
-//! What to read is decided by [`read_plan`](crate::read_plan); this module
-//! only carries it out and verifies every checksum.
+//! What to read is decided by [`read_plan`](crate::read_plan) and carried
+//! out, every checksum verified, by the record check this module shares
+//! with the recovery scan (`view`); this module adds the reader's rules
+//! (offsets on record boundaries below the flushed offset, no markers).
 
 use core::ops::Deref;
 
