@@ -238,9 +238,9 @@ pub fn check_range(
 /// [`Geometry::is_valid`]), which take a mask; any other divisor (a
 /// backend may pass what it likes to [`check_range`]) takes one `u32`
 /// division and a 32-step shift-and-subtract, with the same answer.
-// Out of line on bare metal: called from each range check; 16 bytes less
-// in firmware. Left to the compiler on hosts (every device I/O calls it).
-#[cfg_attr(target_os = "none", inline(never))]
+// Left to the compiler on bare metal: with a constant divisor (a flash's
+// units) it folds to a mask test. Inline on hosts: every device I/O calls
+// it, across the crate boundary.
 #[cfg_attr(not(target_os = "none"), inline)]
 pub(crate) const fn is_multiple_of_u32(value: u64, divisor: u32) -> bool {
     if divisor == 0 {

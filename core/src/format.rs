@@ -115,6 +115,10 @@ pub const RECORD_FLAGS: Range<usize> = RECORD_SYNCED.end..RECORD_SYNCED.end + 4;
 /// Size of a record header.
 pub const RECORD_HEADER_LEN: usize = RECORD_FLAGS.end;
 const _: () = assert!(RECORD_HEADER_LEN == 16);
+/// [`RECORD_HEADER_LEN`] as a `u32`, the width of segment offsets.
+// The cast is exact: the header is 16 bytes.
+#[allow(clippy::cast_possible_truncation)]
+pub(crate) const RECORD_HEADER_LEN_U32: u32 = RECORD_HEADER_LEN as u32;
 
 /// Flag: the next record belongs to the same atomic batch.
 pub const FLAG_BATCH_CONTINUES: u32 = 1 << 0;
@@ -493,6 +497,11 @@ pub fn record_extent_bytes(len_bytes: u32, record_align_bytes: u32) -> u64 {
 ///
 /// The 28 prefix bytes go in as one piece: table-driven CRCs handle short
 /// pieces a byte at a time, so five small updates cost a third more.
+// Out of line on bare metal: inlined into the record check, the scan's
+// spill path and the appender it cost 340 more bytes of Thumb code in
+// firmware (examples/firmware/FIGURES.md). Inline on hosts, where every
+// record read and appended calls it, across the crate boundary.
+#[cfg_attr(target_os = "none", inline(never))]
 #[cfg_attr(not(target_os = "none"), inline)]
 pub fn record_hasher(
     segment: &SegmentHeader,

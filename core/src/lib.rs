@@ -27,6 +27,7 @@ mod record_io;
 pub mod recovery;
 mod segment;
 mod store;
+mod view;
 mod wal;
 #[cfg(feature = "alloc")]
 mod wal_index;

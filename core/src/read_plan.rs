@@ -17,7 +17,7 @@
 //! Nothing is ever planned past the flushed offset, so a reader never sees
 //! bytes the writer has not made durable.
 
-use crate::format::RECORD_HEADER_LEN;
+use crate::format::{RECORD_HEADER_LEN, RECORD_HEADER_LEN_U32};
 
 /// How the caller is going to read: it picks how much to read ahead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -46,20 +46,20 @@ pub const SEQUENTIAL_WINDOW_BYTES: u64 = 64 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Window {
     /// Segment offset of the buffer's first byte.
-    pub start: u64,
+    pub start: u32,
     /// Valid bytes in the buffer.
-    pub len_bytes: u64,
+    pub len_bytes: u32,
 }
 
 impl Window {
     /// One past the last offset held.
-    pub const fn end(&self) -> u64 {
+    pub const fn end(&self) -> u32 {
         self.start + self.len_bytes
     }
 
     /// `true` when `[start, start + len_bytes)` is entirely held.
-    pub const fn contains(&self, start: u64, len_bytes: u64) -> bool {
-        start >= self.start && start + len_bytes <= self.end()
+    pub const fn contains(&self, start: u32, len_bytes: u32) -> bool {
+        start >= self.start && start as u64 + len_bytes as u64 <= self.end() as u64
     }
 }
 
@@ -68,12 +68,15 @@ impl Window {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fill {
     /// Segment offset to read from.
-    pub start: u64,
+    pub start: u32,
     /// Bytes to read.
-    pub len_bytes: u64,
+    pub len_bytes: u32,
     /// Where in the buffer they go.
-    pub buffer_offset: u64,
+    pub buffer_offset: u32,
 }
+
+/// [`RECORD_HEADER_LEN`] as a `u64`, for the checks made in that width.
+const RECORD_HEADER_LEN_U64: u64 = RECORD_HEADER_LEN as u64;
 
 /// [`RANDOM_READ_BYTES`] as a `u32` (checked at compile time).
 // The cast is exact: the assertion holds.
@@ -91,14 +94,10 @@ const SEQUENTIAL_WINDOW_BYTES_U32: u32 = {
     SEQUENTIAL_WINDOW_BYTES as u32
 };
 
-/// `wanted.next_multiple_of(unit)` (`unit` not zero) in `u32` arithmetic:
-/// a `u64` division would link compiler-builtins' (about 0.9 KiB of Thumb
-/// code) into firmware. A unit larger than `wanted` is one unit.
-fn next_multiple_of_unit(wanted: u32, unit: u64) -> u64 {
-    match u32::try_from(unit) {
-        Ok(unit) if unit <= wanted => u64::from(wanted) + u64::from((unit - wanted % unit) % unit),
-        _ => unit,
-    }
+/// `wanted` rounded up to whole units of `unit` (not zero); a unit larger
+/// than `wanted` is one unit.
+fn next_multiple_of_unit(wanted: u32, unit: u32) -> u32 {
+    wanted.checked_next_multiple_of(unit).unwrap_or(u32::MAX)
 }
 
 /// The read, if any, needed before the header of the record at `offset`
@@ -108,15 +107,15 @@ fn next_multiple_of_unit(wanted: u32, unit: u64) -> u64 {
 /// `buffer_len_bytes >= RANDOM_READ_BYTES` are the caller's to check.
 pub fn plan_header(
     hint: ReadHint,
-    offset: u64,
+    offset: u32,
     window: Window,
-    flushed_offset: u64,
-    buffer_len_bytes: u64,
-    read_unit_bytes: u64,
+    flushed_offset: u32,
+    buffer_len_bytes: u32,
+    read_unit_bytes: u32,
 ) -> Option<Fill> {
-    assert!(offset + RECORD_HEADER_LEN as u64 <= flushed_offset);
-    assert!(buffer_len_bytes >= RANDOM_READ_BYTES);
-    if window.contains(offset, RECORD_HEADER_LEN as u64) {
+    assert!(u64::from(offset) + RECORD_HEADER_LEN_U64 <= u64::from(flushed_offset));
+    assert!(buffer_len_bytes >= RANDOM_READ_BYTES_U32);
+    if window.contains(offset, RECORD_HEADER_LEN_U32) {
         return None;
     }
     // Whole read units: a 512-byte-sector device reads header + 2 KiB as
@@ -126,7 +125,7 @@ pub fn plan_header(
         ReadHint::Sequential => SEQUENTIAL_WINDOW_BYTES_U32,
         // Clamped to the buffer first, so it fits the u32 rounding below.
         ReadHint::Extent(extent_bytes) => {
-            let clamped = extent_bytes.clamp(RECORD_HEADER_LEN as u64, buffer_len_bytes);
+            let clamped = extent_bytes.clamp(RECORD_HEADER_LEN_U64, u64::from(buffer_len_bytes));
             u32::try_from(clamped).unwrap_or(u32::MAX)
         }
     };
@@ -157,9 +156,9 @@ pub enum RecordPlan {
     /// `rest_start` straight into the output.
     Spill {
         /// Segment offset of the first byte not in the window.
-        rest_start: u64,
+        rest_start: u32,
         /// Bytes to read into the output.
-        rest_len_bytes: u64,
+        rest_len_bytes: u32,
     },
 }
 
@@ -169,15 +168,15 @@ pub enum RecordPlan {
 /// record must end at or before `flushed_offset`.
 pub fn plan_record(
     hint: ReadHint,
-    offset: u64,
-    record_len_bytes: u64,
+    offset: u32,
+    record_len_bytes: u32,
     window: Window,
-    flushed_offset: u64,
-    buffer_len_bytes: u64,
+    flushed_offset: u32,
+    buffer_len_bytes: u32,
 ) -> RecordPlan {
+    assert!(u64::from(offset) + u64::from(record_len_bytes) <= u64::from(flushed_offset));
     let record_end = offset + record_len_bytes;
-    assert!(window.contains(offset, RECORD_HEADER_LEN as u64));
-    assert!(record_end <= flushed_offset);
+    assert!(window.contains(offset, RECORD_HEADER_LEN_U32));
     if window.contains(offset, record_len_bytes) {
         return RecordPlan::InWindow;
     }
@@ -229,7 +228,7 @@ pub fn plan_record(
 mod tests {
     use super::*;
 
-    const HEADER: u64 = RECORD_HEADER_LEN as u64;
+    const HEADER: u32 = RECORD_HEADER_LEN_U32;
     const EMPTY: Window = Window {
         start: 0,
         len_bytes: 0,
@@ -243,7 +242,7 @@ mod tests {
         assert_eq!(fill.len_bytes, 512, "whole read units");
         let fill = plan_header(ReadHint::Extent(3), 1000, EMPTY, 1_000_000, 65536, 1).unwrap();
         assert_eq!(fill.len_bytes, HEADER, "at least the header");
-        let fill = plan_header(ReadHint::Extent(u64::MAX), 0, EMPTY, 1 << 40, 65536, 512).unwrap();
+        let fill = plan_header(ReadHint::Extent(u64::MAX), 0, EMPTY, 1 << 31, 65536, 512).unwrap();
         assert_eq!(fill.len_bytes, 65536, "capped by the buffer");
         let fill = plan_header(ReadHint::Extent(120), 1000, EMPTY, 1050, 65536, 1).unwrap();
         assert_eq!(fill.len_bytes, 50, "never past the flushed offset");
@@ -254,7 +253,7 @@ mod tests {
             len_bytes: HEADER,
         };
         let plan = plan_record(
-            ReadHint::Extent(HEADER),
+            ReadHint::Extent(u64::from(HEADER)),
             1000,
             120,
             window,
@@ -332,7 +331,7 @@ mod tests {
 
     #[test]
     fn small_record_after_a_random_header_read_is_complete() {
-        for payload in [0u64, 1, 100, 2048] {
+        for payload in [0u32, 1, 100, 2048] {
             let fill = plan_header(ReadHint::Random, 64, EMPTY, 1 << 20, 65536, 1).unwrap();
             let window = Window {
                 start: fill.start,
@@ -441,8 +440,8 @@ mod tests {
     #[test]
     fn planned_reads_never_pass_flushed_or_overflow_the_buffer() {
         // Exhaustive over a small grid of shapes.
-        let flushed = 3000u64;
-        for buffer in [RANDOM_READ_BYTES, 2100, 4096] {
+        let flushed = 3000u32;
+        for buffer in [RANDOM_READ_BYTES_U32, 2100, 4096] {
             for offset in (0..flushed - HEADER).step_by(40) {
                 let hints = [
                     ReadHint::Random,

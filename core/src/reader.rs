@@ -1,7 +1,9 @@
 //! Reading records of one segment: checked, zero-copy where they fit.
 //!
-//! What to read is decided by [`read_plan`](crate::read_plan); this module
-//! only carries it out and verifies every checksum.
+//! What to read is decided by [`read_plan`](crate::read_plan) and carried
+//! out, every checksum verified, by the record check this module shares
+//! with the recovery scan (`view`); this module adds the reader's rules
+//! (offsets on record boundaries below the flushed offset, no markers).
 
 use core::ops::Deref;
 
@@ -11,9 +13,10 @@ use crate::error::{ConfigError, Corruption, Error};
 use crate::format::{
     self, RECORD_HEADER_LEN, RecordDefect, RecordHeader, SEGMENT_HEADER_LEN, SegmentHeader,
 };
-use crate::read_plan::{self, ReadHint, RecordPlan, Window};
+use crate::read_plan::{self, ReadHint, Window};
 use crate::recovery::{self, RecoveryMode, ScanReport, TailClass};
 use crate::segment::read_segment_header;
+use crate::view::{Body, Brought, FoundHeader, SegmentView, usable_len_bytes};
 
 /// A payload: borrowed from the reader's buffer when it fits (zero-copy),
 /// owned when it does not (with the `alloc` feature).
@@ -53,10 +56,21 @@ struct Located {
     payload: Where,
 }
 
+/// Whether a sequential read checks the records after it together with it
+/// ([`SegmentCursor::checksum_with_next`]). On hosts, where an installed
+/// kernel computes the checksums side by side; not on bare metal, where the
+/// checksums are the tables' one after another either way and the batch
+/// would only add code.
+const CHECK_AHEAD: bool = cfg!(not(target_os = "none"));
+
 /// Records a sequential read checks at once: the one asked for and the
 /// ones after it that the window holds, two groups of lanes (the fixed cost
-/// of a read the long way is then shared by eight records).
-const CHECKED_TOGETHER: usize = 2 * CRC_LANES;
+/// of a read the long way is then shared by eight records; sixteen measured
+/// slower, the batch's arrays outgrowing what it saves). One on bare metal,
+/// where nothing is checked ahead: the cursor then holds no records, which
+/// firmware moves by value with the log (seven of them cost 11 KiB of
+/// `main`'s stack frame in the example firmware).
+const CHECKED_TOGETHER: usize = if CHECK_AHEAD { 2 * CRC_LANES } else { 1 };
 
 /// Records of the window that a sequential read has already checked in
 /// full (header decoded, bounds, checksum), side by side with the record it
@@ -129,14 +143,13 @@ pub struct SegmentCursor<B> {
     segment_start: u64,
     header: SegmentHeader,
     /// `header.records_start()`, kept: every record read checks against it.
-    records_start: u64,
-    erased_byte: u8,
+    records_start: u32,
     read_size_bytes: u32,
     buffer: B,
     /// The buffer's length in whole read units, kept for the same reason.
-    buffer_len_bytes: u64,
+    buffer_len_bytes: u32,
     window: Window,
-    flushed_offset: u64,
+    flushed_offset: u32,
     verified: VerifiedAhead,
 }
 
@@ -169,20 +182,18 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         header: SegmentHeader,
         buffer: B,
     ) -> Result<Self, Error<E>> {
-        let read_size = geometry.read_size_bytes as usize;
-        let usable = buffer.as_ref().len() - buffer.as_ref().len() % read_size;
-        if (usable as u64) < read_plan::RANDOM_READ_BYTES {
+        let usable = usable_len_bytes(buffer.as_ref().len(), geometry.read_size_bytes);
+        if u64::from(usable) < read_plan::RANDOM_READ_BYTES {
             return Err(Error::Config(ConfigError::Buffer));
         }
-        let records_start = u64::from(header.records_start());
+        let records_start = header.records_start();
         Ok(SegmentCursor {
             segment_start,
             header,
             records_start,
-            erased_byte: geometry.erased_byte,
             read_size_bytes: geometry.read_size_bytes,
             buffer,
-            buffer_len_bytes: usable as u64,
+            buffer_len_bytes: usable,
             window: Window::default(),
             flushed_offset: records_start,
             verified: VerifiedAhead::default(),
@@ -194,7 +205,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     pub fn retarget(&mut self, segment_start: u64, header: SegmentHeader, flushed_offset: u64) {
         self.segment_start = segment_start;
         self.header = header;
-        self.records_start = u64::from(header.records_start());
+        self.records_start = header.records_start();
         self.window = Window::default();
         self.verified.forget();
         self.set_flushed_offset(flushed_offset);
@@ -257,7 +268,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
             ));
         }
         // A clean-close marker ends the records: it is not one to read.
-        self.flushed_offset = u64::from(report.trailing_marker.unwrap_or(report.records_end));
+        self.flushed_offset = report.trailing_marker.unwrap_or(report.records_end);
         Ok(report)
     }
 
@@ -271,15 +282,14 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         // The alignment is a power of two (`1 << record_align_log2`).
         let align = u64::from(self.header.record_align_bytes());
         let aligned = flushed_offset & !(align - 1);
-        self.flushed_offset = aligned.clamp(
-            self.records_start,
-            u64::from(self.header.segment_size_bytes),
-        );
+        let segment_end = self.header.segment_size_bytes;
+        let clamped = aligned.clamp(u64::from(self.records_start), u64::from(segment_end));
+        self.flushed_offset = u32::try_from(clamped).unwrap_or(segment_end);
     }
 
     /// How far the reader may read.
     pub fn flushed_offset(&self) -> u64 {
-        self.flushed_offset
+        u64::from(self.flushed_offset)
     }
 
     /// The segment's header.
@@ -289,7 +299,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
 
     /// Offset of the first record.
     pub fn records_start(&self) -> u64 {
-        self.records_start
+        u64::from(self.records_start)
     }
 
     /// Reads the application's user area into `out`, checking its checksum.
@@ -315,7 +325,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         let read_size = u64::from(self.read_size_bytes);
         let area_end = SEGMENT_HEADER_LEN as u64 + len as u64;
         let read_end = area_end.next_multiple_of(read_size);
-        let chunk = self.usable_buffer_len();
+        let chunk = u64::from(self.usable_buffer_len());
         self.window = Window::default();
         let mut position = 0u64;
         while position < read_end {
@@ -342,18 +352,16 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     }
 
     fn check_offset<E: DeviceError>(&self, offset: u64) -> Result<(), Error<E>> {
-        let records_start = self.records_start;
+        let records_start = u64::from(self.records_start);
+        let flushed_offset = u64::from(self.flushed_offset);
         // The alignment is a power of two (`1 << record_align_log2`).
         let aligned = offset & (u64::from(self.header.record_align_bytes()) - 1) == 0;
         let header_end = offset.checked_add(RECORD_HEADER_LEN as u64);
-        if !aligned
-            || offset < records_start
-            || header_end.is_none_or(|end| end > self.flushed_offset)
-        {
+        if !aligned || offset < records_start || header_end.is_none_or(|end| end > flushed_offset) {
             return Err(Error::OutOfRange {
                 offset,
                 records_start,
-                flushed_offset: self.flushed_offset,
+                flushed_offset,
             });
         }
         Ok(())
@@ -375,8 +383,21 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
             .map_err(Error::Device)
     }
 
-    fn usable_buffer_len(&self) -> u64 {
+    fn usable_buffer_len(&self) -> u32 {
         self.buffer_len_bytes
+    }
+
+    /// The segment through this cursor's buffer, for one call. The view
+    /// may fill the buffer: the records checked ahead are forgotten.
+    fn view(&mut self) -> SegmentView<'_> {
+        self.verified.forget();
+        SegmentView {
+            segment_start: self.segment_start,
+            header: &self.header,
+            buffer: self.buffer.as_mut(),
+            buffer_len_bytes: self.buffer_len_bytes,
+            window: &mut self.window,
+        }
     }
 
     /// Brings the header at `offset` into the window and decodes it.
@@ -386,44 +407,23 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         offset: u64,
         hint: ReadHint,
         allow_marker: bool,
-    ) -> Result<(RecordHeader, [u8; RECORD_HEADER_LEN]), Error<D::Error>> {
+    ) -> Result<FoundHeader, Error<D::Error>> {
         self.check_offset(offset)?;
-        let buffer_len = self.usable_buffer_len();
-        if let Some(fill) = read_plan::plan_header(
-            hint,
-            offset,
-            self.window,
-            self.flushed_offset,
-            buffer_len,
-            u64::from(self.read_size_bytes),
-        ) {
-            // Invalidate first: a failed read leaves the buffer undefined.
-            self.window = Window::default();
-            self.fill(device, fill.start, fill.len_bytes, fill.buffer_offset)?;
-            self.window = Window {
-                start: fill.start,
-                len_bytes: fill.len_bytes,
-            };
-        }
-        let at = usize::try_from(offset - self.window.start).unwrap_or(usize::MAX);
-        let mut bytes = [0u8; RECORD_HEADER_LEN];
-        bytes.copy_from_slice(&self.buffer.as_ref()[at..at + RECORD_HEADER_LEN]);
+        // Below the flushed offset (just checked), so a u32.
         let offset32 = u32::try_from(offset).unwrap_or(u32::MAX);
-        let not_a_record = |reason| Error::NotARecord {
-            segment: self.header.sequence,
-            offset,
-            reason,
-        };
-        let header = RecordHeader::decode(&bytes, offset32, &self.header, self.erased_byte)
-            .map_err(not_a_record)?;
-        if header.flags & format::FLAG_MARKER != 0 && !allow_marker {
-            return Err(not_a_record(RecordDefect::Marker));
+        let limit = self.flushed_offset;
+        match self
+            .view()
+            .header_at(device, offset32, limit, hint, allow_marker)
+        {
+            Ok(Ok(found)) => Ok(found),
+            Ok(Err(reason)) => Err(Error::NotARecord {
+                segment: self.header.sequence,
+                offset,
+                reason,
+            }),
+            Err(e) => Err(Error::Device(e)),
         }
-        let record_end = offset + RECORD_HEADER_LEN as u64 + u64::from(header.len_bytes);
-        if record_end > self.flushed_offset {
-            return Err(not_a_record(RecordDefect::ImplausibleLength));
-        }
-        Ok((header, bytes))
     }
 
     /// Reads and checks the record at `offset`. Payloads that fit the
@@ -443,10 +443,10 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         offset: u64,
         hint: ReadHint,
     ) -> Result<Record<'_>, Error<D::Error>> {
-        if let Some(verified) = self.verified.take(offset, self.flushed_offset) {
+        if let Some(verified) = self.verified.take(offset, u64::from(self.flushed_offset)) {
             // The common step of a scan, kept small enough to inline: the
             // record was checked with the one read before it.
-            let at = usize::try_from(offset - self.window.start).unwrap_or(usize::MAX)
+            let at = usize::try_from(offset - u64::from(self.window.start)).unwrap_or(usize::MAX)
                 + RECORD_HEADER_LEN;
             let payload = &self.buffer.as_ref()[at..at + verified.len_bytes as usize];
             return Ok(Record {
@@ -477,9 +477,9 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     /// is, without borrowing the buffer: a caller can then try elsewhere
     /// on failure (a flash hole) before it borrows.
     ///
-    /// Out of line: the long way, kept off the inlined fast path of
-    /// [`read_record`](Self::read_record) (on hosts; firmware leaves it to
-    /// the compiler, for size).
+    /// Out of line on hosts: the long way, kept off the inlined fast path of
+    /// [`read_record`](Self::read_record) (firmware leaves it to the
+    /// compiler, for size).
     #[cfg_attr(not(target_os = "none"), inline(never))]
     fn locate_record<D: BlockDevice>(
         &mut self,
@@ -489,10 +489,10 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     ) -> Result<Located, Error<D::Error>> {
         // Also reached from the walks (`check_record`, `find_resume`), which
         // read records checked ahead too.
-        if let Some(verified) = self.verified.take(offset, self.flushed_offset) {
+        if let Some(verified) = self.verified.take(offset, u64::from(self.flushed_offset)) {
             // Checked in full when it was read ahead, from the bytes the
             // window still holds.
-            let at = usize::try_from(offset - self.window.start).unwrap_or(usize::MAX)
+            let at = usize::try_from(offset - u64::from(self.window.start)).unwrap_or(usize::MAX)
                 + RECORD_HEADER_LEN;
             return Ok(Located {
                 offset,
@@ -500,95 +500,105 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
                 payload: Where::Buffer(at..at + verified.len_bytes as usize),
             });
         }
-        let (header, header_bytes) = self.header_at(device, offset, hint, false)?;
-        // The padded extent ends on a record boundary at or before the
-        // flushed offset, so reads planned with it stay read-unit aligned.
-        let record_len = header.extent_bytes(&self.header);
-        let next_offset = offset + record_len;
-        let buffer_len = self.usable_buffer_len();
-        match read_plan::plan_record(
-            hint,
-            offset,
-            record_len,
-            self.window,
-            self.flushed_offset,
-            buffer_len,
-        ) {
-            RecordPlan::InWindow => {}
-            RecordPlan::Read { fill, new_window } => {
-                self.window = Window::default();
-                self.fill(device, fill.start, fill.len_bytes, fill.buffer_offset)?;
-                self.window = new_window;
-            }
-            RecordPlan::Spill { .. } => {
-                #[cfg(feature = "alloc")]
-                {
-                    let mut owned = alloc::vec![0u8; header.len_bytes as usize];
-                    self.read_spilled(device, offset, header, &header_bytes, &mut owned)?;
-                    return Ok(Located {
+        let found = self.header_at(device, offset, hint, false)?;
+        let header = found.0;
+        let next_offset = offset + header.extent_bytes(&self.header);
+        let limit = self.flushed_offset;
+        // Below the flushed offset (`header_at` checked), so a u32.
+        let offset32 = u32::try_from(offset).unwrap_or(u32::MAX);
+        let body = if CHECK_AHEAD && hint == ReadHint::Sequential {
+            let brought = self
+                .view()
+                .bring_record(device, offset32, &found, limit, hint)
+                .map_err(Error::Device)?;
+            match brought {
+                Brought::InBuffer(payload) => {
+                    let erased_byte = device.geometry().erased_byte;
+                    let checksum = self.checksum_with_next(
+                        &found,
                         offset,
+                        payload.clone(),
                         next_offset,
-                        payload: Where::Owned(owned),
-                    });
+                        erased_byte,
+                    );
+                    if checksum == header.checksum {
+                        Body::Valid(payload)
+                    } else {
+                        Body::BadChecksum
+                    }
                 }
-                #[cfg(not(feature = "alloc"))]
-                return Err(Error::BufferTooSmall {
-                    needed_bytes: u64::from(header.len_bytes),
-                    len_bytes: buffer_len,
-                });
+                Brought::Spill {
+                    rest_start,
+                    rest_len_bytes,
+                } => Body::Spill {
+                    rest_start,
+                    rest_len_bytes,
+                },
             }
-        }
-        let at =
-            usize::try_from(offset - self.window.start).unwrap_or(usize::MAX) + RECORD_HEADER_LEN;
-        let range = at..at + header.len_bytes as usize;
-        let checksum = if hint == ReadHint::Sequential {
-            self.checksum_with_next(offset, &header_bytes, range.clone(), next_offset)
         } else {
-            let mut hasher = format::record_hasher(&self.header, offset, &header_bytes);
-            hasher.update(&self.buffer.as_ref()[range.clone()]);
-            format::stored_checksum(hasher.finalize())
+            self.view()
+                .record(device, offset32, &found, limit, hint)
+                .map_err(Error::Device)?
         };
-        if checksum != header.checksum {
-            return Err(Error::NotARecord {
+        match body {
+            Body::Valid(range) => Ok(Located {
+                offset,
+                next_offset,
+                payload: Where::Buffer(range),
+            }),
+            Body::BadChecksum => Err(Error::NotARecord {
                 segment: self.header.sequence,
                 offset,
                 reason: RecordDefect::BadChecksum,
-            });
+            }),
+            Body::Spill { .. } => {
+                #[cfg(feature = "alloc")]
+                {
+                    let mut owned = alloc::vec![0u8; header.len_bytes as usize];
+                    self.read_spilled(device, offset, header, &found.1, &mut owned)?;
+                    Ok(Located {
+                        offset,
+                        next_offset,
+                        payload: Where::Owned(owned),
+                    })
+                }
+                #[cfg(not(feature = "alloc"))]
+                Err(Error::BufferTooSmall {
+                    needed_bytes: u64::from(header.len_bytes),
+                    len_bytes: u64::from(self.usable_buffer_len()),
+                })
+            }
         }
-        Ok(Located {
-            offset,
-            next_offset,
-            payload: Where::Buffer(range),
-        })
     }
 
     /// The checksum to compare with the one stored for the record at
-    /// `offset` (its header and payload in the window), computed side by
-    /// side with those of the records after it that the window holds whole:
-    /// a sequential read will ask for them next. The ones that match are
-    /// remembered ([`VerifiedAhead`]), so their own reads are a lookup:
+    /// `offset` (`found`, whole in the window at `payload`), computed side
+    /// by side with those of the records after it that the window holds
+    /// whole: a sequential read will ask for them next. The ones that match
+    /// are remembered ([`VerifiedAhead`]), so their own reads are a lookup:
     /// their headers were decoded and their bounds checked here, as
-    /// [`header_at`](Self::header_at) does. The first one that does not
-    /// match, or whose header does not decode, ends the batch: its read
-    /// checks it again the long way and reports it.
+    /// [`SegmentView::header_at`] does. The first one that does not match,
+    /// or whose header does not decode, ends the batch: its read checks it
+    /// again the long way and reports it.
     fn checksum_with_next(
         &mut self,
+        found: &FoundHeader,
         offset: u64,
-        header_bytes: &[u8; RECORD_HEADER_LEN],
         payload: core::ops::Range<usize>,
         next_offset: u64,
+        erased_byte: u8,
     ) -> u32 {
         let buffer = self.buffer.as_ref();
         let mut inputs = [format::ChecksumInput {
             offset,
-            header_bytes,
+            header_bytes: &found.1,
             payload: &buffer[payload],
         }; CHECKED_TOGETHER];
         let mut ahead = [(VerifiedRecord::default(), 0u32); CHECKED_TOGETHER];
         let mut count = 1;
         let mut position = next_offset;
         while count < CHECKED_TOGETHER {
-            let Some((header, at, next)) = self.peek_in_window(position) else {
+            let Some((header, at, next)) = self.peek_in_window(position, erased_byte) else {
                 break;
             };
             let Some(bytes) = buffer[at..].first_chunk::<RECORD_HEADER_LEN>() else {
@@ -633,25 +643,26 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     /// The header of the record at `position`, where it starts in the
     /// buffer and the offset after it, when the window holds the whole
     /// record, it ends at or before the flushed offset, and its header
-    /// decodes (as [`header_at`](Self::header_at) would have it: not a
-    /// marker); `None` otherwise. Reads nothing.
-    fn peek_in_window(&self, position: u64) -> Option<(RecordHeader, usize, u64)> {
-        if position < self.window.start || position + RECORD_HEADER_LEN as u64 > self.window.end() {
+    /// decodes (as [`SegmentView::header_at`] would have it: not a marker);
+    /// `None` otherwise. Reads nothing.
+    fn peek_in_window(&self, position: u64, erased_byte: u8) -> Option<(RecordHeader, usize, u64)> {
+        let window_start = u64::from(self.window.start);
+        let window_end = u64::from(self.window.end());
+        if position < window_start || position + RECORD_HEADER_LEN as u64 > window_end {
             return None;
         }
-        let at = usize::try_from(position - self.window.start).ok()?;
+        let at = usize::try_from(position - window_start).ok()?;
         let bytes = self
             .buffer
             .as_ref()
             .get(at..)?
             .first_chunk::<RECORD_HEADER_LEN>()?;
         let offset32 = u32::try_from(position).ok()?;
-        let header = RecordHeader::decode(bytes, offset32, &self.header, self.erased_byte).ok()?;
+        let header = RecordHeader::decode(bytes, offset32, &self.header, erased_byte).ok()?;
         let next = position + header.extent_bytes(&self.header);
-        let record_end = position + RECORD_HEADER_LEN as u64 + u64::from(header.len_bytes);
         let whole = header.flags & format::FLAG_MARKER == 0
-            && record_end <= self.flushed_offset
-            && next <= self.window.end();
+            && next <= u64::from(self.flushed_offset)
+            && next <= window_end;
         whole.then_some((header, at, next))
     }
 
@@ -689,7 +700,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     ) -> Result<Option<u64>, Error<D::Error>> {
         let align = u64::from(self.header.record_align_bytes());
         let mut position = hole_start + align;
-        while position + RECORD_HEADER_LEN as u64 <= self.flushed_offset {
+        while position + RECORD_HEADER_LEN as u64 <= u64::from(self.flushed_offset) {
             let resumes = match self.header_at(device, position, ReadHint::Sequential, false) {
                 Ok((header, _)) => {
                     header.flags & format::FLAG_RESUMES_AFTER_HOLE != 0
@@ -748,9 +759,12 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     ) -> Result<(), Error<D::Error>> {
         let payload_start = offset + RECORD_HEADER_LEN as u64;
         let payload_end = payload_start + u64::from(header.len_bytes);
-        let held_end = self.window.end().min(payload_end).max(payload_start);
+        let held_end = u64::from(self.window.end())
+            .min(payload_end)
+            .max(payload_start);
         let held = usize::try_from(held_end - payload_start).unwrap_or(0);
-        let at = usize::try_from(payload_start - self.window.start).unwrap_or(usize::MAX);
+        let at =
+            usize::try_from(payload_start - u64::from(self.window.start)).unwrap_or(usize::MAX);
         out[..held].copy_from_slice(&self.buffer.as_ref()[at..at + held]);
         if held < out.len() {
             // `held_end` is the window's end, read-unit aligned; the last

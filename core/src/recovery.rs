@@ -47,10 +47,11 @@ use crate::device::BlockDevice;
 use crate::error::{Corruption, Error};
 use crate::format::{
     FLAG_BATCH_CONTINUES, FLAG_MARKER, FLAG_RESUMES_AFTER_HOLE, MARKER_MAGIC,
-    MARKER_PAYLOAD_MIN_BYTES, RECORD_HEADER_LEN, RecordDefect, RecordHeader, SegmentHeader,
-    is_blank, record_hasher, stored_checksum,
+    MARKER_PAYLOAD_MIN_BYTES, RECORD_HEADER_LEN, RECORD_HEADER_LEN_U32, RecordDefect, RecordHeader,
+    SegmentHeader, is_blank, record_hasher, stored_checksum,
 };
-use crate::read_plan::{self, ReadHint, RecordPlan, Window};
+use crate::read_plan::{self, ReadHint, Window};
+use crate::view::{Body, FoundHeader, SegmentView, usable_len_bytes};
 
 /// What recovery does with a corrupt middle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -182,117 +183,75 @@ pub const SCAN_SCRATCH_MIN_BYTES: usize = 2 * read_plan::RANDOM_READ_BYTES as us
 /// Reads and checks records of one segment through a scratch buffer.
 pub(crate) struct Validator<'a, D> {
     pub(crate) device: &'a mut D,
-    pub(crate) segment_start: u64,
-    pub(crate) header: &'a SegmentHeader,
-    pub(crate) erased_byte: u8,
+    /// The segment through the scratch buffer (its usable part).
+    pub(crate) view: SegmentView<'a>,
     /// Zeros count as blank (devices that need no erase).
     pub(crate) zero_is_blank: bool,
-    pub(crate) buffer: &'a mut [u8],
-    pub(crate) window: Window,
 }
 
 impl<D: BlockDevice> Validator<'_, D> {
-    fn fill(&mut self, start: u64, len_bytes: u64, buffer_offset: u64) -> Result<(), D::Error> {
-        let from = usize::try_from(buffer_offset).unwrap_or(usize::MAX);
-        let len = usize::try_from(len_bytes).unwrap_or(usize::MAX);
-        let target = &mut self.buffer[from..from + len];
-        self.device.read(self.segment_start + start, target)
-    }
-
     /// Validates the record at `offset`, reading ahead up to `limit`.
-    /// Returns its header, or why it is not a record.
+    /// Returns its header, or why it is not a record. The checks are the
+    /// reader's ([`SegmentView`]), markers included as records.
     pub(crate) fn check(
         &mut self,
         offset: u32,
-        limit: u64,
+        limit: u32,
     ) -> Result<Result<RecordHeader, RecordDefect>, D::Error> {
-        let offset64 = u64::from(offset);
-        let buffer_len = self.buffer.len() as u64;
-        if offset64 + RECORD_HEADER_LEN as u64 > limit {
-            return Ok(Err(RecordDefect::ImplausibleLength));
-        }
-        if let Some(fill) = read_plan::plan_header(
-            ReadHint::Sequential,
-            offset64,
-            self.window,
-            limit,
-            buffer_len,
-            u64::from(self.device.geometry().read_size_bytes),
-        ) {
-            self.fill(fill.start, fill.len_bytes, 0)?;
-            self.window = Window {
-                start: fill.start,
-                len_bytes: fill.len_bytes,
-            };
-        }
-        let at = usize::try_from(offset64 - self.window.start).unwrap_or(usize::MAX);
-        let mut header_bytes = [0u8; RECORD_HEADER_LEN];
-        header_bytes.copy_from_slice(&self.buffer[at..at + RECORD_HEADER_LEN]);
-        let header =
-            match RecordHeader::decode(&header_bytes, offset, self.header, self.erased_byte) {
-                Ok(header) => header,
-                Err(defect) => return Ok(Err(defect)),
-            };
-        // Plan with the padded extent: it ends on a record boundary, so every
-        // read stays aligned to the device's read unit.
-        let record_len = header.extent_bytes(self.header);
-        if offset64 + record_len > limit {
-            return Ok(Err(RecordDefect::ImplausibleLength));
-        }
-        let mut hasher = record_hasher(self.header, offset64, &header_bytes);
-        match read_plan::plan_record(
-            ReadHint::Sequential,
-            offset64,
-            record_len,
-            self.window,
-            limit,
-            buffer_len,
-        ) {
-            RecordPlan::InWindow => {}
-            RecordPlan::Read { fill, new_window } => {
-                self.fill(fill.start, fill.len_bytes, fill.buffer_offset)?;
-                self.window = new_window;
-            }
-            RecordPlan::Spill {
+        let hint = ReadHint::Sequential;
+        let found = match self
+            .view
+            .header_at(self.device, offset, limit, hint, true)?
+        {
+            Ok(found) => found,
+            Err(defect) => return Ok(Err(defect)),
+        };
+        match self.view.record(self.device, offset, &found, limit, hint)? {
+            Body::Valid(_) => Ok(Ok(found.0)),
+            Body::BadChecksum => Ok(Err(RecordDefect::BadChecksum)),
+            Body::Spill {
                 rest_start,
                 rest_len_bytes,
-            } => {
-                // Larger than the buffer: hash what is held, then stream the
-                // rest through the buffer in bounded chunks.
-                let payload_end = offset64 + RECORD_HEADER_LEN as u64 + u64::from(header.len_bytes);
-                let held_end = self.window.end().min(payload_end);
-                let held = usize::try_from(held_end - offset64).unwrap_or(usize::MAX);
-                hasher.update(&self.buffer[at + RECORD_HEADER_LEN..at + held]);
-                let mut next = rest_start;
-                let end = rest_start + rest_len_bytes;
-                while next < end {
-                    let chunk = (end - next).min(buffer_len);
-                    self.fill(next, chunk, 0)?;
-                    self.window = Window {
-                        start: next,
-                        len_bytes: chunk,
-                    };
-                    let hashed = payload_end.saturating_sub(next).min(chunk);
-                    let hashed = usize::try_from(hashed).unwrap_or(usize::MAX);
-                    hasher.update(&self.buffer[..hashed]);
-                    next += chunk;
-                }
-                return Ok(verdict(header, hasher.finalize()));
-            }
+            } => self.check_spilled(offset, &found, rest_start, rest_len_bytes),
         }
-        let at = usize::try_from(offset64 - self.window.start).unwrap_or(usize::MAX);
-        let payload_len = usize::try_from(header.len_bytes).unwrap_or(usize::MAX);
-        let payload_start = at + RECORD_HEADER_LEN;
-        hasher.update(&self.buffer[payload_start..payload_start + payload_len]);
-        Ok(verdict(header, hasher.finalize()))
     }
-}
 
-fn verdict(header: RecordHeader, computed: u32) -> Result<RecordHeader, RecordDefect> {
-    if stored_checksum(computed) == header.checksum {
-        Ok(header)
-    } else {
-        Err(RecordDefect::BadChecksum)
+    /// A record larger than the buffer: hashes what the window holds, then
+    /// streams the rest through the buffer in bounded chunks.
+    fn check_spilled(
+        &mut self,
+        offset: u32,
+        found: &FoundHeader,
+        rest_start: u32,
+        rest_len_bytes: u32,
+    ) -> Result<Result<RecordHeader, RecordDefect>, D::Error> {
+        let (header, header_bytes) = found;
+        let view = &mut self.view;
+        let mut hasher = record_hasher(view.header, u64::from(offset), header_bytes);
+        let at = (offset - view.window.start) as usize;
+        // Within the segment (`header_at` checked the extent), so a u32.
+        let payload_end = offset + RECORD_HEADER_LEN_U32 + header.len_bytes;
+        let held_end = view.window.end().min(payload_end);
+        let held = (held_end - offset) as usize;
+        hasher.update(&view.buffer[at + RECORD_HEADER_LEN..at + held]);
+        let mut next = rest_start;
+        let end = rest_start + rest_len_bytes;
+        while next < end {
+            let chunk = (end - next).min(view.buffer_len_bytes);
+            view.fill(self.device, next, chunk, 0)?;
+            *view.window = Window {
+                start: next,
+                len_bytes: chunk,
+            };
+            let hashed = payload_end.saturating_sub(next).min(chunk);
+            hasher.update(&view.buffer[..hashed as usize]);
+            next += chunk;
+        }
+        if stored_checksum(hasher.finalize()) == header.checksum {
+            Ok(Ok(*header))
+        } else {
+            Ok(Err(RecordDefect::BadChecksum))
+        }
     }
 }
 
@@ -312,8 +271,8 @@ fn walk<D: BlockDevice>(
     record_count: u64,
     last_record_offset: Option<u32>,
 ) -> Result<Walk, D::Error> {
-    let header = validator.header;
-    let segment_end = u64::from(header.segment_size_bytes);
+    let header = validator.view.header;
+    let segment_end = header.segment_size_bytes;
     let mut walk = Walk {
         records_end: from,
         record_count,
@@ -323,7 +282,7 @@ fn walk<D: BlockDevice>(
     let mut position = from;
     let mut count = record_count;
     let mut last = last_record_offset;
-    let max_steps = segment_end / u64::from(header.record_align_bytes()) + 1;
+    let max_steps = segment_end / header.record_align_bytes() + 1;
     for _ in 0..max_steps {
         let Ok(record) = validator.check(position, segment_end)? else {
             break;
@@ -345,7 +304,7 @@ fn walk<D: BlockDevice>(
                 trailing_marker: (record.flags & FLAG_MARKER != 0).then_some(start),
             };
         }
-        if u64::from(position) >= segment_end {
+        if position >= segment_end {
             break;
         }
     }
@@ -361,17 +320,17 @@ struct Probe {
 
 /// Looks at every aligned unit from `from` to the segment's end.
 fn probe<D: BlockDevice>(validator: &mut Validator<'_, D>, from: u32) -> Result<Probe, D::Error> {
-    let header = validator.header;
+    let header = validator.view.header;
     let align = header.record_align_bytes();
     let segment_end = header.segment_size_bytes;
-    let erased = validator.erased_byte;
+    let erased = validator.device.geometry().erased_byte;
     let mut found = Probe {
         dirty_end: from,
         latest: None,
         resume: None,
     };
     let mut position = from;
-    let max_steps = u64::from(segment_end) / u64::from(align) + 1;
+    let max_steps = segment_end / align + 1;
     for _ in 0..max_steps {
         if position >= segment_end {
             break;
@@ -382,7 +341,7 @@ fn probe<D: BlockDevice>(validator: &mut Validator<'_, D>, from: u32) -> Result<
             continue;
         }
         found.dirty_end = position + unit_len;
-        match validator.check(position, u64::from(segment_end))? {
+        match validator.check(position, segment_end)? {
             Ok(record) => {
                 let later = LaterRecord {
                     offset: position,
@@ -421,30 +380,25 @@ fn unit_is_blank<D: BlockDevice>(
     unit_len: u32,
     erased: u8,
 ) -> Result<Option<u32>, D::Error> {
-    let start = u64::from(position);
-    let len = u64::from(unit_len);
-    if !validator.window.contains(start, len) {
-        let segment_end = u64::from(validator.header.segment_size_bytes);
-        let want = (validator.buffer.len() as u64).min(segment_end - start);
-        validator.fill(start, want, 0)?;
-        validator.window = Window {
-            start,
+    let view = &mut validator.view;
+    if !view.window.contains(position, unit_len) {
+        let segment_end = view.header.segment_size_bytes;
+        let want = view.buffer_len_bytes.min(segment_end - position);
+        view.fill(validator.device, position, want, 0)?;
+        *view.window = Window {
+            start: position,
             len_bytes: want,
         };
     }
-    let at = usize::try_from(start - validator.window.start).unwrap_or(usize::MAX);
-    let held = usize::try_from(validator.window.len_bytes).unwrap_or(0);
-    let unit = usize::try_from(len).unwrap_or(usize::MAX);
-    if !is_blank(
-        &validator.buffer[at..at + unit],
-        erased,
-        validator.zero_is_blank,
-    ) {
+    let at = (position - view.window.start) as usize;
+    let held = view.window.len_bytes as usize;
+    let unit = unit_len as usize;
+    if !is_blank(&view.buffer[at..at + unit], erased, validator.zero_is_blank) {
         return Ok(None);
     }
     // Skip every whole unit up to the first byte that is not erased: a
     // byte search the compiler vectorises, instead of a call per unit.
-    let rest = &validator.buffer[at..held];
+    let rest = &view.buffer[at..held];
     let clean = rest.iter().position(|&b| b != erased).unwrap_or(rest.len());
     let skip = (clean - clean % unit).max(unit);
     Ok(Some(u32::try_from(skip).unwrap_or(unit_len)))
@@ -468,16 +422,18 @@ pub fn scan<D: BlockDevice>(
     if !scratch_fits(scratch.len(), geometry.read_size_bytes) {
         return Err(Error::Config(crate::error::ConfigError::Buffer));
     }
-    let read_size = geometry.read_size_bytes as usize;
-    let usable = scratch.len() - scratch.len() % read_size;
+    let usable = usable_len_bytes(scratch.len(), geometry.read_size_bytes);
+    let mut window = Window::default();
     let mut validator = Validator {
         device,
-        segment_start,
-        header,
-        erased_byte: geometry.erased_byte,
+        view: SegmentView {
+            segment_start,
+            header,
+            buffer: &mut scratch[..usable as usize],
+            buffer_len_bytes: usable,
+            window: &mut window,
+        },
         zero_is_blank: !geometry.erase_before_write,
-        buffer: &mut scratch[..usable],
-        window: Window::default(),
     };
     let mut from = header.records_start();
     let mut record_count = 0;
