@@ -433,8 +433,6 @@ struct Inner {
     state: Mutex<Shared>,
     /// A sync finished (or failed to start).
     synced: Condvar,
-    /// A caller appended while a leader gathers.
-    arrived: Condvar,
     /// The log's durable LSN, for followers that wait without the lock.
     durable_lsn: AtomicU64,
     /// Syncs finished (or failed): a follower waiting without the lock
@@ -449,8 +447,9 @@ struct Inner {
 ///
 /// The first thread to find no sync running becomes the leader: it takes a
 /// ticket for everything written so far, releases the lock, fdatasyncs, and
-/// wakes the followers; a follower whose record the ticket did not cover
-/// becomes the next leader.
+/// publishes the durable LSN; the followers, yielding meanwhile rather than
+/// parked, see it and return; a follower whose record the ticket did not
+/// cover becomes the next leader.
 ///
 /// Before its sync, a leader waits (at most half the last sync's duration)
 /// for the callers it expects: the ones the last sync released, which are
@@ -509,7 +508,6 @@ impl SharedWal {
                 sync_duration_last: Duration::ZERO,
             }),
             synced: Condvar::new(),
-            arrived: Condvar::new(),
             durable_lsn: AtomicU64::new(0),
             syncs_finished: AtomicU64::new(0),
             dir: dir.to_path_buf(),
@@ -583,7 +581,14 @@ impl SharedWal {
                 continue;
             }
             if state.gathering {
-                state = self.wait(&self.inner.synced, state);
+                // Spin as a follower does, not park: this caller's record
+                // goes into the sync the gatherer is about to start, and a
+                // parked caller would be woken (and its thread scheduled)
+                // only after that sync, a turn too late for the next group.
+                match self.follow_sync(state, end) {
+                    Some(next) => state = next,
+                    None => return Ok(()),
+                }
                 continue;
             }
             state = self.gather(state);
@@ -593,11 +598,11 @@ impl SharedWal {
         }
     }
 
-    /// Waits for the running sync without the lock: yields while the
-    /// leader is in `fdatasync` (the CPU is idle then), so that when it
-    /// ends the covered callers return at once instead of queueing on the
-    /// lock one by one; parks on the condition variable after
-    /// [`FOLLOW_YIELDS_MAX`] yields.
+    /// Waits for the running sync (or the one a gatherer is about to start)
+    /// without the lock: yields while the leader is in `fdatasync` (the CPU
+    /// is idle then), so that when it ends the covered callers return at
+    /// once instead of being woken and queueing on the lock one by one;
+    /// parks on the condition variable after [`FOLLOW_YIELDS_MAX`] yields.
     ///
     /// Returns `None` once everything below `end` is durable: a covered
     /// caller returns without taking the lock again, so it does not queue
@@ -633,22 +638,23 @@ impl SharedWal {
 
     /// Keeps the time while the expected callers append: returns when one
     /// of them has started the sync, or when the wait is over (the caller
-    /// then leads the sync with the records it has).
+    /// then leads the sync with the records it has). Bounded by the
+    /// deadline: at most half the last sync, and [`GATHER_WAIT_MAX`].
     fn gather<'a>(&'a self, mut state: MutexGuard<'a, Shared>) -> MutexGuard<'a, Shared> {
         let wait_max = (state.sync_duration_last / GATHER_WAIT_PER_SYNC).min(GATHER_WAIT_MAX);
         let deadline = Instant::now() + wait_max;
         state.gathering = true;
+        // Yields between looks, not a condition variable: the caller that
+        // completes the group then starts the sync at once, without first
+        // waking this thread (on a virtual machine a wake-up is an
+        // interrupt to another CPU, microseconds before the fdatasync).
         while !state.syncing && state.callers_pending < state.callers_expected {
-            let now = Instant::now();
-            if now >= deadline {
+            if Instant::now() >= deadline {
                 break;
             }
-            state = self
-                .inner
-                .arrived
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            drop(state);
+            std::thread::yield_now();
+            state = self.lock();
         }
         state.gathering = false;
         state
@@ -663,23 +669,20 @@ impl SharedWal {
         let ticket = match state.wal.begin_sync() {
             Ok(ticket) => ticket,
             Err(e) => {
-                // Followers parked behind the gather re-check and fail too.
-                self.inner.synced.notify_all();
+                // Callers waiting behind the gather re-check and fail too.
+                self.wake_followers();
                 return Err(e.into());
             }
         };
         let mut device = match state.wal.store_mut().device(ticket.segment_id) {
             Ok((device, _)) => device.clone(),
             Err(e) => {
-                self.inner.synced.notify_all();
+                self.wake_followers();
                 return Err(segwal::Error::Device(e).into());
             }
         };
         let callers_in_sync = core::mem::take(&mut state.callers_pending);
         state.syncing = true;
-        if state.gathering {
-            self.inner.arrived.notify_one();
-        }
         drop(state);
         let started = Instant::now();
         let outcome = device.sync();
@@ -699,10 +702,16 @@ impl SharedWal {
         self.inner
             .durable_lsn
             .store(state.wal.durable_lsn().0, Ordering::Release);
-        self.inner.syncs_finished.fetch_add(1, Ordering::Release);
-        self.inner.synced.notify_all();
+        self.wake_followers();
         finished?;
         Ok(state)
+    }
+
+    /// Tells the waiting callers that a sync ended or will not start: the
+    /// spinning ones see the count move, the parked ones are woken.
+    fn wake_followers(&self) {
+        self.inner.syncs_finished.fetch_add(1, Ordering::Release);
+        self.inner.synced.notify_all();
     }
 
     /// Makes everything appended so far durable.
