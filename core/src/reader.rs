@@ -580,6 +580,9 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     /// [`SegmentView::header_at`] does. The first one that does not match,
     /// or whose header does not decode, ends the batch: its read checks it
     /// again the long way and reports it.
+    // Out of line: its arrays stay out of the frame of every record read
+    // (a random read never comes here).
+    #[inline(never)]
     fn checksum_with_next(
         &mut self,
         found: &FoundHeader,
