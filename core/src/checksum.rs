@@ -374,6 +374,40 @@ mod tests {
         }
     }
 
+    /// A kernel is held to the tables before it may be installed: the
+    /// `crc32c` crate passes, a kernel wrong on one length does not, nor a
+    /// lanes function that mixes up its lanes.
+    #[cfg(feature = "hw-crc")]
+    #[test]
+    fn a_kernel_must_agree_with_the_tables() {
+        fn lanes(crcs: &mut [u32; CRC_LANES], pieces: [&[u8]; CRC_LANES]) {
+            for (crc, piece) in crcs.iter_mut().zip(pieces) {
+                *crc = crc32c::crc32c_append(*crc, piece);
+            }
+        }
+        fn wrong_at_seven(crc: u32, bytes: &[u8]) -> u32 {
+            let right = crc32c::crc32c_append(crc, bytes);
+            if bytes.len() == 7 { right ^ 1 } else { right }
+        }
+        fn swapped_lanes(crcs: &mut [u32; CRC_LANES], pieces: [&[u8]; CRC_LANES]) {
+            lanes(crcs, pieces);
+            crcs.swap(0, 1);
+        }
+        let good = Crc32cKernel {
+            append: crc32c::crc32c_append,
+            append_lanes: lanes,
+        };
+        assert!(kernel_agrees_with_tables(&good));
+        assert!(!kernel_agrees_with_tables(&Crc32cKernel {
+            append: wrong_at_seven,
+            ..good
+        }));
+        assert!(!kernel_agrees_with_tables(&Crc32cKernel {
+            append_lanes: swapped_lanes,
+            ..good
+        }));
+    }
+
     #[test]
     fn codes_round_trip_and_unknown_codes_are_rejected() {
         for kind in [ChecksumKind::Crc32c, ChecksumKind::Crc32] {
