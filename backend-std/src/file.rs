@@ -207,7 +207,7 @@ struct WriteBehind {
 /// Bytes of flushed runs after which the kernel is asked to start their
 /// writeback (see the module's "Write-behind" section): large enough that
 /// the hint is one system call per sixteen 64 KiB runs, small enough that
-/// the disk starts early (measured here: 4 MiB left a third of the final
+/// the disk starts early (measured here: 4 MiB left nearly half the final
 /// sync's work, 1 MiB a tenth).
 pub(crate) const WRITEBACK_CHUNK_BYTES: u64 = 1 << 20;
 

@@ -610,10 +610,10 @@ impl SegmentAppender {
     }
 
     /// [`append_batch`](Self::append_batch) of a batch whose extent the
-    /// caller has just measured with [`batch_extent_bytes`]
-    /// (Self::batch_extent_bytes), which also checked every length: the log
-    /// measures a batch before it decides to rotate, and need not measure
-    /// it twice.
+    /// caller has just measured with
+    /// [`batch_extent_bytes`](Self::batch_extent_bytes), which also checked
+    /// every length: the log measures a batch before it decides to rotate,
+    /// and need not measure it twice.
     pub(crate) fn append_measured_batch<D: BlockDevice>(
         &mut self,
         device: &mut D,
@@ -695,9 +695,6 @@ impl SegmentAppender {
     }
 
     /// Writes up to `BATCH_RECORDS_PER_WRITE` records in one device write.
-    // Out of line on bare metal: its header and piece arrays (4 KiB) sit in
-    // its own frame, once, rather than in every caller it is inlined into.
-    #[cfg_attr(target_os = "none", inline(never))]
     fn write_chunk<D: BlockDevice>(
         &mut self,
         device: &mut D,
