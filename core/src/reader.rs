@@ -84,6 +84,12 @@ struct VerifiedAhead {
     next: u8,
 }
 
+/// A record [`SegmentCursor::take_checked`] gave out: checked, in the
+/// window, to be borrowed with [`SegmentCursor::checked_record`]. Only the
+/// cursor makes one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CheckedRecord(VerifiedRecord);
+
 /// A record [`VerifiedAhead`] holds: where it is and how long.
 #[derive(Debug, Clone, Copy, Default)]
 struct VerifiedRecord {
@@ -443,20 +449,39 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         offset: u64,
         hint: ReadHint,
     ) -> Result<Record<'_>, Error<D::Error>> {
-        if let Some(verified) = self.verified.take(offset, u64::from(self.flushed_offset)) {
-            // The common step of a scan, kept small enough to inline: the
-            // record was checked with the one read before it.
-            let at = usize::try_from(offset - u64::from(self.window.start)).unwrap_or(usize::MAX)
-                + RECORD_HEADER_LEN;
-            let payload = &self.buffer.as_ref()[at..at + verified.len_bytes as usize];
-            return Ok(Record {
-                offset,
-                next_offset: verified.next_offset,
-                payload: Payload::Borrowed(payload),
-            });
+        // The common step of a scan, kept small enough to inline: the
+        // record was checked with the one read before it.
+        if let Some(checked) = self.take_checked(offset) {
+            return Ok(self.checked_record(offset, checked));
         }
         let located = self.locate_record(device, offset, hint)?;
         Ok(self.record_of(located))
+    }
+
+    /// The record at `offset`, when a sequential read checked it ahead and
+    /// the window still holds it (then taken: the next one is next); `None`
+    /// otherwise. Reads nothing: the log's iterator asks this before it
+    /// looks up the segment's device.
+    #[cfg_attr(not(target_os = "none"), inline)]
+    pub(crate) fn take_checked(&mut self, offset: u64) -> Option<CheckedRecord> {
+        self.verified
+            .take(offset, u64::from(self.flushed_offset))
+            .map(CheckedRecord)
+    }
+
+    /// The record [`take_checked`](Self::take_checked) found at `offset`,
+    /// borrowed from the window.
+    #[cfg_attr(not(target_os = "none"), inline)]
+    pub(crate) fn checked_record(&self, offset: u64, checked: CheckedRecord) -> Record<'_> {
+        let CheckedRecord(verified) = checked;
+        let at = usize::try_from(offset - u64::from(self.window.start)).unwrap_or(usize::MAX)
+            + RECORD_HEADER_LEN;
+        let payload = &self.buffer.as_ref()[at..at + verified.len_bytes as usize];
+        Record {
+            offset,
+            next_offset: verified.next_offset,
+            payload: Payload::Borrowed(payload),
+        }
     }
 
     /// The record `locate_record` found, borrowing the buffer.

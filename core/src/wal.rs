@@ -1146,6 +1146,12 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         if let Some(offset) = self.index.lookup(info.header.sequence, ordinal) {
             return Ok(offset);
         }
+        if ordinal == 0 && !self.holes_possible {
+            // Where no hole can sit before it, a segment's first record is
+            // at its start: an iteration from the start of the log (or of a
+            // segment) begins without walking the segment's headers.
+            return Ok(u64::from(info.header.records_start()));
+        }
         let count = self.record_count_of(index);
         #[cfg(feature = "alloc")]
         let target = count;
@@ -1520,6 +1526,17 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         match self.step() {
             Ok((index, offset)) => {
                 let lsn = self.next;
+                // A record the last read checked ahead comes straight from
+                // the cursor's window, without finding the segment's device.
+                let sequence = self.wal.segments[index].header.sequence;
+                if self.wal.cursor_sequence == Some(sequence)
+                    && let Some(checked) = self.wal.cursor.take_checked(offset)
+                {
+                    let record = self.wal.cursor.checked_record(offset, checked);
+                    self.position = Some((index, record.next_offset));
+                    self.next = Lsn(lsn.0 + 1);
+                    return Some(Ok((lsn, record.payload)));
+                }
                 let (device, cursor) = match self.wal.device_and_cursor(index) {
                     Ok(pair) => pair,
                     Err(e) => {
