@@ -11,6 +11,11 @@
 //! each record `segwal_tests::process::tagged_payload(TAG)` with a tag
 //! unique to the seed, thread and sequence number, printing `ack LSN TAG`
 //! once the record is durable.
+//!
+//! `segwal_child shared-until-error DIR SEED SEGMENT_BYTES`: as `shared`,
+//! but a thread whose append fails prints `error KIND: MESSAGE` and stops;
+//! once every thread has stopped, the child prints `stopped` and exits with
+//! status 3 (a thread that never returns keeps it from getting there).
 
 use std::io::Write;
 
@@ -38,7 +43,8 @@ fn main() {
     };
     match mode.as_str() {
         "append" => append(dir, seed, &options),
-        "shared" => shared(dir, seed, &options),
+        "shared" => shared(dir, seed, &options, false),
+        "shared-until-error" => shared(dir, seed, &options, true),
         _ => {
             eprintln!("unknown mode {mode}");
             std::process::exit(2);
@@ -46,9 +52,10 @@ fn main() {
     }
 }
 
-/// Threads append through one `SharedWal` until killed; tags are
+/// Threads append through one `SharedWal` until killed (or, with
+/// `until_error`, each until its append fails); tags are
 /// `seed << 40 | thread << 32 | sequence`.
-fn shared(dir: &str, seed: u64, options: &WalOptions) -> ! {
+fn shared(dir: &str, seed: u64, options: &WalOptions, until_error: bool) -> ! {
     let wal = match SharedWal::open(dir, options) {
         Ok(wal) => wal,
         Err(error) => {
@@ -62,21 +69,39 @@ fn shared(dir: &str, seed: u64, options: &WalOptions) -> ! {
             scope.spawn(move || {
                 for sequence in 0..u64::from(u32::MAX) {
                     let tag = (seed << 40) | (thread << 32) | sequence;
-                    let line = match wal.append(&segwal_tests::process::tagged_payload(tag)) {
+                    let appended = wal.append(&segwal_tests::process::tagged_payload(tag));
+                    let line = match &appended {
                         Ok(lsn) => format!("ack {} {tag}", lsn.0),
-                        Err(error) => format!("error {error}"),
+                        Err(error) => format!("error {}: {error}", error_kind(error)),
                     };
                     let mut out = std::io::stdout().lock();
-                    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err()
-                        || line.starts_with("error")
-                    {
+                    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                        std::process::exit(3);
+                    }
+                    if appended.is_err() {
+                        if until_error {
+                            return;
+                        }
                         std::process::exit(3);
                     }
                 }
             });
         }
     });
+    if until_error {
+        println!("stopped");
+        std::process::exit(3);
+    }
     std::process::exit(0)
+}
+
+/// What failed, in a word: the device error's kind, `Poisoned`, or `Other`.
+fn error_kind(error: &segwal_std::Error) -> String {
+    match error.as_log() {
+        Some(segwal::Error::Device(e)) => format!("{:?}", segwal::DeviceError::kind(e)),
+        Some(segwal::Error::Poisoned) => "Poisoned".to_string(),
+        _ => "Other".to_string(),
+    }
 }
 
 /// Appends with `Wal` until killed (see the module documentation).
@@ -102,12 +127,7 @@ fn append(dir: &str, seed: u64, options: &WalOptions) -> ! {
                 }
             }
             Err(error) => {
-                let kind = match error.as_log() {
-                    Some(segwal::Error::Device(e)) => format!("{:?}", segwal::DeviceError::kind(e)),
-                    Some(segwal::Error::Poisoned) => "Poisoned".to_string(),
-                    _ => "Other".to_string(),
-                };
-                let _ = writeln!(out, "error {kind}: {error}");
+                let _ = writeln!(out, "error {}: {error}", error_kind(&error));
                 let _ = out.flush();
                 // The log must now refuse writes until it is reopened.
                 let again = wal.append(b"after the failure");
