@@ -61,12 +61,12 @@ struct Located {
 /// kernel computes the checksums side by side; not on bare metal, where the
 /// checksums are the tables' one after another either way and the batch
 /// would only add code.
-const CHECK_AHEAD: bool = cfg!(not(target_os = "none"));
+pub(crate) const CHECK_AHEAD: bool = cfg!(not(target_os = "none"));
 
 /// Records a sequential read checks at once: the one asked for and the
 /// ones after it that the window holds, two groups of lanes (the fixed cost
-/// of a read the long way is then shared by eight records; sixteen measured
-/// slower, the batch's arrays outgrowing what it saves). One on bare metal,
+/// of a read the long way is then shared by eight records; sixteen was no
+/// faster in the one comparison made here, and doubles the batch's arrays). One on bare metal,
 /// where nothing is checked ahead: the cursor then holds no records, which
 /// firmware moves by value with the log (seven of them cost 11 KiB of
 /// `main`'s stack frame in the example firmware).
@@ -512,19 +512,6 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         offset: u64,
         hint: ReadHint,
     ) -> Result<Located, Error<D::Error>> {
-        // Also reached from the walks (`check_record`, `find_resume`), which
-        // read records checked ahead too.
-        if let Some(verified) = self.verified.take(offset, u64::from(self.flushed_offset)) {
-            // Checked in full when it was read ahead, from the bytes the
-            // window still holds.
-            let at = usize::try_from(offset - u64::from(self.window.start)).unwrap_or(usize::MAX)
-                + RECORD_HEADER_LEN;
-            return Ok(Located {
-                offset,
-                next_offset: verified.next_offset,
-                payload: Where::Buffer(at..at + verified.len_bytes as usize),
-            });
-        }
         let found = self.header_at(device, offset, hint, false)?;
         let header = found.0;
         let next_offset = offset + header.extent_bytes(&self.header);

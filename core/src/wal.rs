@@ -1527,9 +1527,11 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             Ok((index, offset)) => {
                 let lsn = self.next;
                 // A record the last read checked ahead comes straight from
-                // the cursor's window, without finding the segment's device.
+                // the cursor's window, without finding the segment's device
+                // (on hosts: bare metal checks nothing ahead).
                 let sequence = self.wal.segments[index].header.sequence;
-                if self.wal.cursor_sequence == Some(sequence)
+                if crate::reader::CHECK_AHEAD
+                    && self.wal.cursor_sequence == Some(sequence)
                     && let Some(checked) = self.wal.cursor.take_checked(offset)
                 {
                     let record = self.wal.cursor.checked_record(offset, checked);
