@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use segwal::{
-    Appended, ChecksumKind, ReadHint, Record, RecoveryMode, SEQUENTIAL_WINDOW_BYTES, SegmentConfig,
-    SegmentIdentity, SegmentReader, SegmentWriter, TailState,
+    Appended, Batch, ChecksumKind, ReadHint, Record, RecoveryMode, SEQUENTIAL_WINDOW_BYTES,
+    SegmentConfig, SegmentIdentity, SegmentReader, SegmentWriter, TailState,
 };
 
 use crate::error::{Error, Result};
@@ -333,6 +333,19 @@ impl Reader {
     pub fn read_record(&mut self, offset: u64, hint: ReadHint) -> Result<Record<'_>> {
         self.refresh();
         Ok(self.inner.read_record(offset, hint)?)
+    }
+
+    /// Reads the record at `offset` and the ones after it that the same
+    /// 64 KiB window holds, checked together (see
+    /// [`segwal::SegmentCursor::read_batch`]): the fastest way to scan.
+    /// Continue at [`Batch::next_offset`] until the flushed offset.
+    ///
+    /// # Errors
+    ///
+    /// As for [`read_record`](Self::read_record).
+    pub fn read_batch(&mut self, offset: u64) -> Result<Batch<'_>> {
+        self.refresh();
+        Ok(self.inner.read_batch(offset)?)
     }
 
     /// Reads the record at `offset` into `out`; returns its length and the

@@ -196,26 +196,34 @@ fn crc32c_append(crc: u32, bytes: &[u8]) -> u32 {
     crc32c::crc32c_append(crc, bytes)
 }
 
-/// [`crc32c_append`] on each of `segwal::CRC_LANES` streams, side by side
-/// over the words all of them have, so that the instruction's latency is
-/// hidden; each stream's rest goes alone.
-fn crc32c_append_lanes(crcs: &mut [u32; segwal::CRC_LANES], pieces: [&[u8]; segwal::CRC_LANES]) {
+/// [`crc32c_append`] on each of `segwal::CRC_LANES` streams, one round of
+/// pieces after another, side by side over the words all of a round's
+/// pieces have, so that the instruction's latency is hidden; each stream's
+/// rest goes alone.
+fn crc32c_append_lanes(crcs: &mut [u32; segwal::CRC_LANES], rounds: &[[&[u8]; segwal::CRC_LANES]]) {
     #[cfg(target_arch = "x86_64")]
-    if pieces
-        .iter()
-        .all(|piece| piece.len() < CRC32C_INLINE_LEN_MAX)
-        && std::arch::is_x86_feature_detected!("sse4.2")
-    {
+    if std::arch::is_x86_feature_detected!("sse4.2") {
         // SAFETY: the CPU has SSE 4.2 (detected just above), the only
         // requirement of a `#[target_feature(enable = "sse4.2")]` function.
         #[allow(unsafe_code)]
         unsafe {
-            crc32c_lanes_sse42(crcs, pieces);
+            crc32c_rounds_sse42(crcs, rounds);
         }
         return;
     }
-    for (crc, piece) in crcs.iter_mut().zip(pieces) {
-        *crc = crc32c_append(*crc, piece);
+    for pieces in rounds {
+        for (crc, piece) in crcs.iter_mut().zip(pieces) {
+            *crc = crc32c_append(*crc, piece);
+        }
+    }
+}
+
+/// [`crc32c_lanes_sse42`] on each round in turn.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.2")]
+fn crc32c_rounds_sse42(crcs: &mut [u32; segwal::CRC_LANES], rounds: &[[&[u8]; segwal::CRC_LANES]]) {
+    for pieces in rounds {
+        crc32c_lanes_sse42(crcs, *pieces);
     }
 }
 
@@ -262,6 +270,7 @@ fn crc32c_sse42_finish(state: u64, tail: &[u8]) -> u32 {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse4.2")]
+#[inline]
 fn crc32c_lanes_sse42(crcs: &mut [u32; segwal::CRC_LANES], pieces: [&[u8]; segwal::CRC_LANES]) {
     use std::arch::x86_64::{_mm_crc32_u8, _mm_crc32_u16, _mm_crc32_u32, _mm_crc32_u64};
     // Four lanes, written out: each step is then four independent
@@ -318,8 +327,8 @@ fn crc32c_lanes_sse42(crcs: &mut [u32; segwal::CRC_LANES], pieces: [&[u8]; segwa
         *crc = if rest.is_empty() {
             !state
         } else {
-            let (words, tail) = rest.as_chunks::<8>();
-            !crc32c_sse42_finish(crc32c_sse42_words(u64::from(state), words), tail)
+            // Long rests to the crate's three streams, as for one piece.
+            crc32c_append(!state, rest)
         };
     }
 }
@@ -368,8 +377,21 @@ mod tests {
                 .zip(pieces)
                 .map(|(&crc, piece)| crc32c::crc32c_append(crc, piece))
                 .collect();
-            crc32c_append_lanes(&mut crcs, pieces);
+            let mut in_rounds = crcs;
+            crc32c_append_lanes(&mut crcs, &[pieces]);
             assert_eq!(crcs.to_vec(), expected, "len {len_bytes}");
+            // The same pieces in two rounds, each split at its own point.
+            let split: [(&[u8], &[u8]); 4] =
+                core::array::from_fn(|lane| pieces[lane].split_at(pieces[lane].len() * lane / 4));
+            crc32c_append_lanes(
+                &mut in_rounds,
+                &[split.map(|(head, _)| head), split.map(|(_, rest)| rest)],
+            );
+            assert_eq!(
+                in_rounds.to_vec(),
+                expected,
+                "len {len_bytes} in two rounds"
+            );
         }
     }
 

@@ -371,10 +371,17 @@ fn w4_w5_reads(scale: &Scale) -> [WorkloadReport; 2] {
     ];
     let random_measured = measure("W4", scale.rounds, &mut random);
     drop(random);
+    // Two ways of scanning the one segment, by turns.
+    let segment = std::cell::RefCell::new(segment);
     let mut scans = vec![
         Side::run("raw pread 64 KiB+crc32c", || raw.scan()),
         Side::run("segwal Wal::iter (next_borrowed)", || wal.scan()),
-        Side::run("segwal Reader::read_record loop", || segment.scan()),
+        Side::run("segwal Reader::read_record loop", || {
+            segment.borrow_mut().scan()
+        }),
+        Side::run("segwal Reader::read_batch loop", || {
+            segment.borrow_mut().scan_batches()
+        }),
         Side::run("seglog Reader::iter", || seglog.scan()),
         Side::run("walogs iter", || walogs.scan()),
         Side::run("okaywal recovery scan", || okaywal.scan()),

@@ -116,9 +116,7 @@ impl ChecksumKind {
             && let Some(kernel) = CRC32C_KERNEL.get()
         {
             let mut crcs = [0u32; CRC_LANES];
-            for pieces in parts {
-                (kernel.append_lanes)(&mut crcs, *pieces);
-            }
+            (kernel.append_lanes)(&mut crcs, parts);
             return crcs;
         }
         core::array::from_fn(|lane| {
@@ -144,10 +142,12 @@ pub struct Crc32cKernel {
     /// Given the CRC32C of the bytes so far (0 for none) and more bytes,
     /// the CRC32C of all of them (the contract of `crc32c::crc32c_append`).
     pub append: fn(u32, &[u8]) -> u32,
-    /// `append` on each of [`CRC_LANES`] independent streams:
-    /// `crcs[lane] = append(crcs[lane], pieces[lane])`, computed side by
-    /// side.
-    pub append_lanes: fn(&mut [u32; CRC_LANES], [&[u8]; CRC_LANES]),
+    /// `append` on each of [`CRC_LANES`] independent streams, computed side
+    /// by side: for each `pieces` of `rounds` in turn,
+    /// `crcs[lane] = append(crcs[lane], pieces[lane])`. One call for all
+    /// the rounds (a record's prefix, then its payload), so that its fixed
+    /// cost is paid once per group of records.
+    pub append_lanes: fn(&mut [u32; CRC_LANES], &[[&[u8]; CRC_LANES]]),
 }
 
 /// The kernel the hardware path uses; the `crc32c` crate until a host
@@ -159,7 +159,7 @@ static CRC32C_KERNEL: std::sync::OnceLock<Crc32cKernel> = std::sync::OnceLock::n
 /// now on, in the whole process, once both its functions have given the
 /// tables' values on every length from 0 to 300 bytes, at every alignment
 /// up to 8, when continued from a partial CRC, and (the lanes) with other
-/// lengths beside them. Returns `true` when `kernel` is the one in use: the
+/// lengths beside them, in two rounds. Returns `true` when `kernel` is the one in use: the
 /// first kernel that passes stays; a kernel that fails is refused and the
 /// `crc32c` crate stays in use.
 #[cfg(feature = "hw-crc")]
@@ -203,7 +203,14 @@ fn kernel_agrees_with_tables(kernel: &Crc32cKernel) -> bool {
             let mut crcs = [0u32; CRC_LANES];
             crcs[lane] = (kernel.append)(0, head);
             pieces[lane] = tail;
-            (kernel.append_lanes)(&mut crcs, pieces);
+            // In two rounds: `tail` split again, the other lanes whole in
+            // the second round.
+            let (tail_head, tail_rest) = tail.split_at(tail.len() / 2);
+            let mut first_round = [&[][..]; CRC_LANES];
+            first_round[lane] = tail_head;
+            let mut second_round = pieces;
+            second_round[lane] = tail_rest;
+            (kernel.append_lanes)(&mut crcs, &[first_round, second_round]);
             // The other lanes started from nothing.
             let lanes_agree = (0..CRC_LANES).all(|l| {
                 let want = if l == lane {
@@ -380,18 +387,23 @@ mod tests {
     #[cfg(feature = "hw-crc")]
     #[test]
     fn a_kernel_must_agree_with_the_tables() {
-        fn lanes(crcs: &mut [u32; CRC_LANES], pieces: [&[u8]; CRC_LANES]) {
-            for (crc, piece) in crcs.iter_mut().zip(pieces) {
-                *crc = crc32c::crc32c_append(*crc, piece);
+        fn lanes(crcs: &mut [u32; CRC_LANES], rounds: &[[&[u8]; CRC_LANES]]) {
+            for pieces in rounds {
+                for (crc, piece) in crcs.iter_mut().zip(pieces) {
+                    *crc = crc32c::crc32c_append(*crc, piece);
+                }
             }
         }
         fn wrong_at_seven(crc: u32, bytes: &[u8]) -> u32 {
             let right = crc32c::crc32c_append(crc, bytes);
             if bytes.len() == 7 { right ^ 1 } else { right }
         }
-        fn swapped_lanes(crcs: &mut [u32; CRC_LANES], pieces: [&[u8]; CRC_LANES]) {
-            lanes(crcs, pieces);
+        fn swapped_lanes(crcs: &mut [u32; CRC_LANES], rounds: &[[&[u8]; CRC_LANES]]) {
+            lanes(crcs, rounds);
             crcs.swap(0, 1);
+        }
+        fn last_round_only(crcs: &mut [u32; CRC_LANES], rounds: &[[&[u8]; CRC_LANES]]) {
+            lanes(crcs, &rounds[rounds.len().saturating_sub(1)..]);
         }
         let good = Crc32cKernel {
             append: crc32c::crc32c_append,
@@ -404,6 +416,10 @@ mod tests {
         }));
         assert!(!kernel_agrees_with_tables(&Crc32cKernel {
             append_lanes: swapped_lanes,
+            ..good
+        }));
+        assert!(!kernel_agrees_with_tables(&Crc32cKernel {
+            append_lanes: last_round_only,
             ..good
         }));
     }

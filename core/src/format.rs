@@ -561,21 +561,44 @@ pub fn stored_checksums(
     segment: &SegmentHeader,
     records: &[ChecksumInput<'_>],
 ) -> [u32; crate::CRC_LANES] {
+    /// The 28 prefix bytes and the first 4 of the payload: the checksum
+    /// covers them in this order anyway, and the stream then reaches the
+    /// rest of the payload on a word boundary, so a kernel that takes eight
+    /// bytes a step has no partial word between the two pieces.
+    const LEAD_BYTES: usize = 32;
+    const PREFIX_BYTES: usize = 28;
+    #[repr(align(8))]
+    struct Lead([u8; LEAD_BYTES]);
     assert!(records.len() <= crate::CRC_LANES, "one record per lane");
-    let prefixes: [ChecksumPrefix; crate::CRC_LANES] = core::array::from_fn(|lane| {
-        records.get(lane).map_or(ChecksumPrefix([0; 28]), |record| {
-            ChecksumPrefix::new(segment, record.offset, record.header_bytes)
-        })
-    });
-    let prefix_pieces: [&[u8]; crate::CRC_LANES] = core::array::from_fn(|lane| {
-        let used = lane < records.len();
-        if used { &prefixes[lane].0[..] } else { &[][..] }
-    });
-    let payload_pieces: [&[u8]; crate::CRC_LANES] =
-        core::array::from_fn(|lane| records.get(lane).map_or(&[][..], |record| record.payload));
+    let mut leads: [Lead; crate::CRC_LANES] = core::array::from_fn(|_| Lead([0; LEAD_BYTES]));
+    let mut lead_lens = [0usize; crate::CRC_LANES];
+    let mut rests: [&[u8]; crate::CRC_LANES] = [&[]; crate::CRC_LANES];
+    for (lane, record) in records.iter().enumerate() {
+        let lead = &mut leads[lane].0;
+        lead[..PREFIX_BYTES]
+            .copy_from_slice(&ChecksumPrefix::new(segment, record.offset, record.header_bytes).0);
+        // A fixed-size copy where the payload has the 4 bytes (no call to
+        // `memcpy` for a variable length), byte by byte otherwise.
+        let (taken, rest) = match record.payload.split_first_chunk::<4>() {
+            Some((head, rest)) => {
+                lead[PREFIX_BYTES..].copy_from_slice(head);
+                (head.len(), rest)
+            }
+            None => {
+                for (to, from) in lead[PREFIX_BYTES..].iter_mut().zip(record.payload) {
+                    *to = *from;
+                }
+                (record.payload.len(), &[][..])
+            }
+        };
+        lead_lens[lane] = PREFIX_BYTES + taken;
+        rests[lane] = rest;
+    }
+    let lead_pieces: [&[u8]; crate::CRC_LANES] =
+        core::array::from_fn(|lane| &leads[lane].0[..lead_lens[lane]]);
     segment
         .checksum_kind
-        .checksum_lanes(&[prefix_pieces, payload_pieces])
+        .checksum_lanes(&[lead_pieces, rests])
         .map(stored_checksum)
 }
 

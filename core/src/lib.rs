@@ -39,7 +39,7 @@ pub use device::{BlockDevice, Error as DeviceError, ErrorKind, ErrorType, Geomet
 pub use error::{ChainDefect, ConfigError, Corruption, Error};
 pub use format::{HeaderDefect, RecordDefect, SegmentHeader};
 pub use read_plan::{RANDOM_READ_BYTES, ReadHint, SEQUENTIAL_WINDOW_BYTES};
-pub use reader::{Payload, Record, SegmentCursor, SegmentReader};
+pub use reader::{Batch, Payload, Record, SegmentCursor, SegmentReader};
 pub use record_io::{AppendRecord, RecordIoError, RecordReader, RecordWriter};
 pub use recovery::{RecoveryMode, SCAN_SCRATCH_MIN_BYTES, ScanReport, TailClass, TailState};
 pub use segment::{

@@ -98,6 +98,16 @@ struct VerifiedRecord {
     len_bytes: u32,
 }
 
+/// A record whole in the window, its header decoded
+/// ([`SegmentCursor::peek_in_window`]); its checksum not yet checked.
+struct Peeked<'a> {
+    header: RecordHeader,
+    header_bytes: &'a [u8; RECORD_HEADER_LEN],
+    payload: &'a [u8],
+    /// Offset of the record after it.
+    next: u64,
+}
+
 impl VerifiedAhead {
     /// The record at `offset`, when it is the next one checked ahead and
     /// still ends at or before `flushed_offset`; it is then taken. A read
@@ -134,6 +144,73 @@ pub struct Record<'a> {
     pub next_offset: u64,
     /// The payload, checksum verified.
     pub payload: Payload<'a>,
+}
+
+/// The records of one window that [`SegmentCursor::read_batch`] checked
+/// together, in order, each borrowed from the cursor's buffer: a
+/// sequential scan without a call into the cursor per record.
+///
+/// Every record it yields was checked as [`SegmentCursor::read_record`]
+/// checks one (header fields, bounds, below the flushed offset, checksum)
+/// before the batch was handed out, and the buffer cannot change while the
+/// batch borrows it.
+#[derive(Debug)]
+pub struct Batch<'a> {
+    /// The window's bytes, from segment offset `window_start`.
+    window: &'a [u8],
+    window_start: u64,
+    /// Offset of the next record to yield from the window.
+    position: u64,
+    /// End of the checked records in the window.
+    checked_end: u64,
+    record_align_bytes: u32,
+    /// A record read the long way (too large for the window, or checked
+    /// alone), yielded first.
+    single: Option<Record<'a>>,
+    /// Where the record after the batch starts.
+    next_offset: u64,
+}
+
+impl<'a> Batch<'a> {
+    /// Offset of the record after the last one of the batch: where the
+    /// next [`SegmentCursor::read_batch`] starts.
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset
+    }
+}
+
+impl<'a> Iterator for Batch<'a> {
+    type Item = Record<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Record<'a>> {
+        // Tested before `take`, which would move the whole record in and
+        // out on every step.
+        if self.single.is_some() {
+            return self.single.take();
+        }
+        if self.position >= self.checked_end {
+            return None;
+        }
+        // Checked before the batch was made (`checked_run_end`): the
+        // header and the payload lie in the window. Read with `get` all
+        // the same, so that no byte can make this panic.
+        let at = usize::try_from(self.position - self.window_start).ok()?;
+        let header = self.window.get(at..)?.first_chunk::<RECORD_HEADER_LEN>()?;
+        let len_bytes = format::le_u32(header, format::RECORD_LEN);
+        let payload_at = at + RECORD_HEADER_LEN;
+        let payload = self
+            .window
+            .get(payload_at..payload_at + len_bytes as usize)?;
+        let offset = self.position;
+        let next_offset = offset + format::record_extent_bytes(len_bytes, self.record_align_bytes);
+        self.position = next_offset;
+        Some(Record {
+            offset,
+            next_offset,
+            payload: Payload::Borrowed(payload),
+        })
+    }
 }
 
 /// The state of reading one segment, without its device: the buffer, what
@@ -458,6 +535,115 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         Ok(self.record_of(located))
     }
 
+    /// Reads the record at `offset` and every record after it that the
+    /// same sequential window holds whole, and checks them together: the
+    /// fast way to scan a segment. Loop over the batch, then read the next
+    /// batch at [`Batch::next_offset`] until it reaches the flushed offset.
+    ///
+    /// The batch holds at least the record at `offset`. It ends before the
+    /// first record that is not whole in the window, ends past the flushed
+    /// offset, is a marker or does not check; the next batch starts there,
+    /// and reports that record's defect if it has one (as
+    /// [`read_record`](Self::read_record) would).
+    ///
+    /// # Errors
+    ///
+    /// As for [`read_record`](Self::read_record).
+    pub fn read_batch<D: BlockDevice>(
+        &mut self,
+        device: &mut D,
+        offset: u64,
+    ) -> Result<Batch<'_>, Error<D::Error>> {
+        let found = self.header_at(device, offset, ReadHint::Sequential, false)?;
+        // Below the flushed offset (`header_at` checked), so a u32.
+        let offset32 = u32::try_from(offset).unwrap_or(u32::MAX);
+        let limit = self.flushed_offset;
+        let brought = self
+            .view()
+            .bring_record(device, offset32, &found, limit, ReadHint::Sequential)
+            .map_err(Error::Device)?;
+        let checked_end = match brought {
+            Brought::InBuffer(_) => self.checked_run_end(offset, device.geometry().erased_byte),
+            Brought::Spill { .. } => offset,
+        };
+        let record_align_bytes = self.header.record_align_bytes();
+        let window_start = u64::from(self.window.start);
+        if checked_end == offset {
+            // Not one record checks in the window: the long way, which
+            // reads a large record whole or says what is wrong.
+            let located = self.locate_record(device, offset, ReadHint::Sequential)?;
+            let next_offset = located.next_offset;
+            return Ok(Batch {
+                window: &[],
+                window_start,
+                position: offset,
+                checked_end: offset,
+                record_align_bytes,
+                single: Some(self.record_of(located)),
+                next_offset,
+            });
+        }
+        let window_len = self.window.len_bytes as usize;
+        Ok(Batch {
+            window: &self.buffer.as_ref()[..window_len],
+            window_start,
+            position: offset,
+            checked_end,
+            record_align_bytes,
+            single: None,
+            next_offset: checked_end,
+        })
+    }
+
+    /// End of the run of records from `position` (its header in the
+    /// window) that are whole in the window, below the flushed offset and
+    /// not markers, with headers that decode ([`peek_in_window`]) and
+    /// checksums that match, checked [`CRC_LANES`] at a time side by side.
+    /// `position` itself when the first one fails. Reads nothing.
+    ///
+    /// [`peek_in_window`]: Self::peek_in_window
+    fn checked_run_end(&self, mut position: u64, erased_byte: u8) -> u64 {
+        const NO_HEADER: [u8; RECORD_HEADER_LEN] = [0; RECORD_HEADER_LEN];
+        loop {
+            let mut inputs = [format::ChecksumInput {
+                offset: 0,
+                header_bytes: &NO_HEADER,
+                payload: &[],
+            }; CRC_LANES];
+            let mut stored = [0u32; CRC_LANES];
+            let mut ends = [0u64; CRC_LANES];
+            let mut count = 0;
+            let mut next = position;
+            while count < CRC_LANES {
+                let Some(peeked) = self.peek_in_window(next, erased_byte) else {
+                    break;
+                };
+                inputs[count] = format::ChecksumInput {
+                    offset: next,
+                    header_bytes: peeked.header_bytes,
+                    payload: peeked.payload,
+                };
+                stored[count] = peeked.header.checksum;
+                ends[count] = peeked.next;
+                count += 1;
+                next = peeked.next;
+            }
+            if count == 0 {
+                return position;
+            }
+            let computed = format::stored_checksums(&self.header, &inputs[..count]);
+            for lane in 0..count {
+                if computed[lane] != stored[lane] {
+                    return position;
+                }
+                position = ends[lane];
+            }
+            if count < CRC_LANES {
+                return position;
+            }
+        }
+    }
+
     /// The record at `offset`, when a sequential read checked it ahead and
     /// the window still holds it (then taken: the next one is next); `None`
     /// otherwise. Reads nothing: the log's iterator asks this before it
@@ -613,26 +799,22 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         let mut count = 1;
         let mut position = next_offset;
         while count < CHECKED_TOGETHER {
-            let Some((header, at, next)) = self.peek_in_window(position, erased_byte) else {
+            let Some(peeked) = self.peek_in_window(position, erased_byte) else {
                 break;
             };
-            let Some(bytes) = buffer[at..].first_chunk::<RECORD_HEADER_LEN>() else {
-                break;
-            };
-            let payload_at = at + RECORD_HEADER_LEN;
             inputs[count] = format::ChecksumInput {
                 offset: position,
-                header_bytes: bytes,
-                payload: &buffer[payload_at..payload_at + header.len_bytes as usize],
+                header_bytes: peeked.header_bytes,
+                payload: peeked.payload,
             };
             let record = VerifiedRecord {
                 offset: position,
-                next_offset: next,
-                len_bytes: header.len_bytes,
+                next_offset: peeked.next,
+                len_bytes: peeked.header.len_bytes,
             };
-            ahead[count] = (record, header.checksum);
+            ahead[count] = (record, peeked.header.checksum);
             count += 1;
-            position = next;
+            position = peeked.next;
         }
         let mut computed = [0u32; CHECKED_TOGETHER];
         for (group, lanes) in computed
@@ -655,30 +837,39 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         computed[0]
     }
 
-    /// The header of the record at `position`, where it starts in the
-    /// buffer and the offset after it, when the window holds the whole
-    /// record, it ends at or before the flushed offset, and its header
-    /// decodes (as [`SegmentView::header_at`] would have it: not a marker);
-    /// `None` otherwise. Reads nothing.
-    fn peek_in_window(&self, position: u64, erased_byte: u8) -> Option<(RecordHeader, usize, u64)> {
+    /// The record at `position` as the window holds it, when the window
+    /// holds the whole record, it ends at or before the flushed offset, and
+    /// its header decodes (as [`SegmentView::header_at`] would have it: not
+    /// a marker); `None` otherwise. Reads nothing.
+    #[inline]
+    fn peek_in_window(&self, position: u64, erased_byte: u8) -> Option<Peeked<'_>> {
         let window_start = u64::from(self.window.start);
         let window_end = u64::from(self.window.end());
         if position < window_start || position + RECORD_HEADER_LEN as u64 > window_end {
             return None;
         }
         let at = usize::try_from(position - window_start).ok()?;
-        let bytes = self
+        let (header_bytes, rest) = self
             .buffer
             .as_ref()
             .get(at..)?
-            .first_chunk::<RECORD_HEADER_LEN>()?;
+            .split_first_chunk::<RECORD_HEADER_LEN>()?;
         let offset32 = u32::try_from(position).ok()?;
-        let header = RecordHeader::decode(bytes, offset32, &self.header, erased_byte).ok()?;
+        let header =
+            RecordHeader::decode(header_bytes, offset32, &self.header, erased_byte).ok()?;
         let next = position + header.extent_bytes(&self.header);
         let whole = header.flags & format::FLAG_MARKER == 0
             && next <= u64::from(self.flushed_offset)
             && next <= window_end;
-        whole.then_some((header, at, next))
+        if !whole {
+            return None;
+        }
+        Some(Peeked {
+            header,
+            header_bytes,
+            payload: rest.get(..header.len_bytes as usize)?,
+            next,
+        })
     }
 
     /// Checks the record (or marker) at `offset` in full, checksum
@@ -942,6 +1133,16 @@ impl<D: BlockDevice, B: AsMut<[u8]> + AsRef<[u8]>> SegmentReader<D, B> {
         hint: ReadHint,
     ) -> Result<Record<'_>, Error<D::Error>> {
         self.cursor.read_record(&mut self.device, offset, hint)
+    }
+
+    /// Reads the records of one window from `offset`, checked together;
+    /// see [`SegmentCursor::read_batch`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`SegmentCursor::read_batch`].
+    pub fn read_batch(&mut self, offset: u64) -> Result<Batch<'_>, Error<D::Error>> {
+        self.cursor.read_batch(&mut self.device, offset)
     }
 
     /// Reads the record at `offset` into `out`; see

@@ -351,6 +351,27 @@ impl SegmentReads {
     }
 }
 
+impl SegmentReads {
+    /// W5: `Reader::read_batch` from the first record to the last: each
+    /// batch is a window's records, checked together, zero-copy.
+    pub(crate) fn scan_batches(&mut self) -> Duration {
+        let start = Instant::now();
+        let mut position = self.records_start;
+        let mut expected = 0u64;
+        while position < self.records_end {
+            let mut batch = self.reader.read_batch(position).expect("read_batch");
+            for record in &mut batch {
+                assert_eq!(index_of(&record.payload), expected, "records in order");
+                expected += 1;
+            }
+            position = batch.next_offset();
+        }
+        let elapsed = start.elapsed();
+        assert_eq!(expected, self.handles.len() as u64, "every record scanned");
+        elapsed
+    }
+}
+
 /// W6: `Wal::open` of the cleanly closed log in `dir`; the drop (which
 /// finds the clean-close marker in place and writes nothing) is not timed.
 pub(crate) fn open(dir: &Path, records: u64) -> Duration {
