@@ -419,10 +419,14 @@ impl RecordHeader {
     ) -> Result<Self, RecordDefect> {
         // A header of zeros is not a record on any device; on flash the
         // probe, not this label, decides whether it may be written over.
-        // `is_blank` for exactly 16 bytes, as two compares: this runs for
-        // every record a scan reads.
-        let word = u128::from_ne_bytes(*bytes);
-        if word == 0 || word == u128::from_ne_bytes([erased_byte; RECORD_HEADER_LEN]) {
+        // `is_blank` for exactly 16 bytes, as two words: this runs for
+        // every record a scan reads (the erased pattern by one multiply,
+        // not built byte by byte on every call).
+        let (low, high) = bytes.split_at(8);
+        let low = u64::from_ne_bytes(low.try_into().unwrap_or([0; 8]));
+        let high = u64::from_ne_bytes(high.try_into().unwrap_or([0; 8]));
+        let erased = u64::from(erased_byte) * 0x0101_0101_0101_0101;
+        if low | high == 0 || (low == erased && high == erased) {
             return Err(RecordDefect::Blank);
         }
         let header = RecordHeader {
