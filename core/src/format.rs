@@ -401,6 +401,35 @@ pub fn is_blank(bytes: &[u8], erased: u8, zero_is_blank: bool) -> bool {
     bytes.iter().all(|&b| b == erased) || (zero_is_blank && bytes.iter().all(|&b| b == 0))
 }
 
+/// What the header of any record of one segment must satisfy, worked out
+/// once from the segment's header ([`SegmentHeader::record_bounds`]): a
+/// scan or a batch of reads decodes many headers against the same bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordBounds {
+    /// Largest payload.
+    pub record_len_max: u32,
+    /// Size of the segment: no record ends past it.
+    pub segment_size_bytes: u32,
+    /// Offset of the first record: no synced offset is below it.
+    pub records_start: u32,
+    /// Eight bytes of the device's erased value.
+    pub erased_word: u64,
+}
+
+impl SegmentHeader {
+    /// The bounds of this segment's records on a device whose erased byte
+    /// is `erased_byte`.
+    #[cfg_attr(not(target_os = "none"), inline)]
+    pub fn record_bounds(&self, erased_byte: u8) -> RecordBounds {
+        RecordBounds {
+            record_len_max: self.record_len_max,
+            segment_size_bytes: self.segment_size_bytes,
+            records_start: self.records_start(),
+            erased_word: u64::from(erased_byte) * 0x0101_0101_0101_0101,
+        }
+    }
+}
+
 impl RecordHeader {
     /// Decodes the header of a record at `offset` of a segment described by
     /// `segment`, checking everything but the checksum. Never panics.
@@ -417,15 +446,28 @@ impl RecordHeader {
         segment: &SegmentHeader,
         erased_byte: u8,
     ) -> Result<Self, RecordDefect> {
+        Self::decode_within(bytes, offset, &segment.record_bounds(erased_byte))
+    }
+
+    /// [`decode`](Self::decode) against bounds worked out beforehand.
+    ///
+    /// # Errors
+    ///
+    /// The [`RecordDefect`] that rules the bytes out.
+    #[cfg_attr(not(target_os = "none"), inline)]
+    pub fn decode_within(
+        bytes: &[u8; RECORD_HEADER_LEN],
+        offset: u32,
+        bounds: &RecordBounds,
+    ) -> Result<Self, RecordDefect> {
         // A header of zeros is not a record on any device; on flash the
         // probe, not this label, decides whether it may be written over.
         // `is_blank` for exactly 16 bytes, as two words: this runs for
-        // every record a scan reads (the erased pattern by one multiply,
-        // not built byte by byte on every call).
+        // every record a scan reads.
         let (low, high) = bytes.split_at(8);
         let low = u64::from_ne_bytes(low.try_into().unwrap_or([0; 8]));
         let high = u64::from_ne_bytes(high.try_into().unwrap_or([0; 8]));
-        let erased = u64::from(erased_byte) * 0x0101_0101_0101_0101;
+        let erased = bounds.erased_word;
         if low | high == 0 || (low == erased && high == erased) {
             return Err(RecordDefect::Blank);
         }
@@ -435,16 +477,16 @@ impl RecordHeader {
             synced_offset: le_u32(bytes, RECORD_SYNCED),
             flags: le_u32(bytes, RECORD_FLAGS),
         };
-        if header.len_bytes > segment.record_len_max {
+        if header.len_bytes > bounds.record_len_max {
             return Err(RecordDefect::ImplausibleLength);
         }
         let end = u64::from(offset) + RECORD_HEADER_LEN as u64 + u64::from(header.len_bytes);
-        if end > u64::from(segment.segment_size_bytes) {
+        if end > u64::from(bounds.segment_size_bytes) {
             return Err(RecordDefect::ImplausibleLength);
         }
         if header.flags & !FLAGS_KNOWN != 0
             || header.synced_offset > offset
-            || header.synced_offset < segment.records_start()
+            || header.synced_offset < bounds.records_start
         {
             return Err(RecordDefect::BadField);
         }

@@ -604,6 +604,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     /// [`peek_in_window`]: Self::peek_in_window
     fn checked_run_end(&self, mut position: u64, erased_byte: u8) -> u64 {
         const NO_HEADER: [u8; RECORD_HEADER_LEN] = [0; RECORD_HEADER_LEN];
+        let (bounds, limit) = self.peek_limits(erased_byte);
         loop {
             let mut inputs = [format::ChecksumInput {
                 offset: 0,
@@ -615,7 +616,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
             let mut count = 0;
             let mut next = position;
             while count < CRC_LANES {
-                let Some(peeked) = self.peek_in_window(next, erased_byte) else {
+                let Some(peeked) = self.peek_in_window(next, &bounds, limit) else {
                     break;
                 };
                 inputs[count] = format::ChecksumInput {
@@ -798,8 +799,9 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         let mut ahead = [(VerifiedRecord::default(), 0u32); CHECKED_TOGETHER];
         let mut count = 1;
         let mut position = next_offset;
+        let (bounds, limit) = self.peek_limits(erased_byte);
         while count < CHECKED_TOGETHER {
-            let Some(peeked) = self.peek_in_window(position, erased_byte) else {
+            let Some(peeked) = self.peek_in_window(position, &bounds, limit) else {
                 break;
             };
             inputs[count] = format::ChecksumInput {
@@ -837,15 +839,31 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         computed[0]
     }
 
-    /// The record at `position` as the window holds it, when the window
-    /// holds the whole record, it ends at or before the flushed offset, and
-    /// its header decodes (as [`SegmentView::header_at`] would have it: not
-    /// a marker); `None` otherwise. Reads nothing.
+    /// What [`peek_in_window`](Self::peek_in_window) checks each record
+    /// against, worked out once for a run of peeks: the segment's record
+    /// bounds, and the end of what may be peeked (the window's end or the
+    /// flushed offset, whichever comes first).
     #[inline]
-    fn peek_in_window(&self, position: u64, erased_byte: u8) -> Option<Peeked<'_>> {
-        let window_start = u64::from(self.window.start);
+    fn peek_limits(&self, erased_byte: u8) -> (format::RecordBounds, u64) {
         let window_end = u64::from(self.window.end());
-        if position < window_start || position + RECORD_HEADER_LEN as u64 > window_end {
+        let limit = window_end.min(u64::from(self.flushed_offset));
+        (self.header.record_bounds(erased_byte), limit)
+    }
+
+    /// The record at `position` as the window holds it, when the window
+    /// holds the whole record, it ends at or before `limit` (from
+    /// [`peek_limits`](Self::peek_limits), with `bounds`), and its header
+    /// decodes (as [`SegmentView::header_at`] would have it: not a marker);
+    /// `None` otherwise. Reads nothing.
+    #[inline]
+    fn peek_in_window(
+        &self,
+        position: u64,
+        bounds: &format::RecordBounds,
+        limit: u64,
+    ) -> Option<Peeked<'_>> {
+        let window_start = u64::from(self.window.start);
+        if position < window_start || position + RECORD_HEADER_LEN as u64 > limit {
             return None;
         }
         let at = usize::try_from(position - window_start).ok()?;
@@ -855,13 +873,9 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
             .get(at..)?
             .split_first_chunk::<RECORD_HEADER_LEN>()?;
         let offset32 = u32::try_from(position).ok()?;
-        let header =
-            RecordHeader::decode(header_bytes, offset32, &self.header, erased_byte).ok()?;
+        let header = RecordHeader::decode_within(header_bytes, offset32, bounds).ok()?;
         let next = position + header.extent_bytes(&self.header);
-        let whole = header.flags & format::FLAG_MARKER == 0
-            && next <= u64::from(self.flushed_offset)
-            && next <= window_end;
-        if !whole {
+        if header.flags & format::FLAG_MARKER != 0 || next > limit {
             return None;
         }
         Some(Peeked {
