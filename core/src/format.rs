@@ -462,13 +462,11 @@ impl RecordHeader {
     ) -> Result<Self, RecordDefect> {
         // A header of zeros is not a record on any device; on flash the
         // probe, not this label, decides whether it may be written over.
-        // `is_blank` for exactly 16 bytes, as two words: this runs for
+        // `is_blank` for exactly 16 bytes, as two compares: this runs for
         // every record a scan reads.
-        let (low, high) = bytes.split_at(8);
-        let low = u64::from_ne_bytes(low.try_into().unwrap_or([0; 8]));
-        let high = u64::from_ne_bytes(high.try_into().unwrap_or([0; 8]));
-        let erased = bounds.erased_word;
-        if low | high == 0 || (low == erased && high == erased) {
+        let word = u128::from_ne_bytes(*bytes);
+        let erased = u128::from(bounds.erased_word) << 64 | u128::from(bounds.erased_word);
+        if word == 0 || word == erased {
             return Err(RecordDefect::Blank);
         }
         let header = RecordHeader {

@@ -56,32 +56,41 @@ struct Located {
     payload: Where,
 }
 
-/// Whether a sequential read checks the records after it together with it
-/// ([`SegmentCursor::checksum_with_next`]). On hosts, where an installed
-/// kernel computes the checksums side by side; not on bare metal, where the
-/// checksums are the tables' one after another either way and the batch
+/// Whether a sequential read checks the rest of the window with the
+/// record it was asked for ([`SegmentCursor::checked_run_end`]), so that
+/// the reads after it are lookups. On hosts, where an installed kernel
+/// computes the checksums side by side; not on bare metal, where the
+/// checksums are the tables' one after another either way and the run
 /// would only add code.
 pub(crate) const CHECK_AHEAD: bool = cfg!(not(target_os = "none"));
 
-/// Records a sequential read checks at once: the one asked for and the
-/// ones after it that the window holds, two groups of lanes (the fixed cost
-/// of a read the long way is then shared by eight records; sixteen was no
-/// faster in the one comparison made here, and doubles the batch's arrays). One on bare metal,
-/// where nothing is checked ahead: the cursor then holds no records, which
-/// firmware moves by value with the log (seven of them cost 11 KiB of
-/// `main`'s stack frame in the example firmware).
-const CHECKED_TOGETHER: usize = if CHECK_AHEAD { 2 * CRC_LANES } else { 1 };
-
-/// Records of the window that a sequential read has already checked in
-/// full (header decoded, bounds, checksum), side by side with the record it
-/// was asked for (see [`SegmentCursor::checksum_with_next`]), in order, and
-/// how many of them have been read since. Valid for the bytes the buffer
-/// held then: every fill forgets them.
+/// The records of the window that a sequential read has already checked in
+/// full (header decoded, bounds, checksum; [`SegmentCursor::checked_run_end`]),
+/// as a chain: the record at segment offset `next`, and each one after it
+/// up to `end`. Valid for the bytes the buffer held then and for the
+/// flushed offset of then: every fill forgets it, and so does a flushed
+/// offset lowered into it.
 #[derive(Debug, Clone, Copy, Default)]
-struct VerifiedAhead {
-    records: [VerifiedRecord; CHECKED_TOGETHER - 1],
-    len: u8,
-    next: u8,
+struct CheckedRun {
+    next: u32,
+    end: u32,
+}
+
+impl CheckedRun {
+    /// Whether the record at `offset` is the next one of the run.
+    #[inline]
+    fn holds(&self, offset: u64) -> bool {
+        offset == u64::from(self.next) && self.next < self.end
+    }
+
+    /// Holds nothing from now on. Nothing to do on bare metal, where no
+    /// run is ever made (and firmware should not pay for clearing one).
+    #[inline]
+    fn forget(&mut self) {
+        if CHECK_AHEAD {
+            *self = CheckedRun::default();
+        }
+    }
 }
 
 /// A record [`SegmentCursor::take_checked`] gave out: checked, in the
@@ -90,10 +99,9 @@ struct VerifiedAhead {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CheckedRecord(VerifiedRecord);
 
-/// A record [`VerifiedAhead`] holds: where it is and how long.
-#[derive(Debug, Clone, Copy, Default)]
+/// A record of a [`CheckedRun`]: where it is and how long.
+#[derive(Debug, Clone, Copy)]
 struct VerifiedRecord {
-    offset: u64,
     next_offset: u64,
     len_bytes: u32,
 }
@@ -106,33 +114,6 @@ struct Peeked<'a> {
     payload: &'a [u8],
     /// Offset of the record after it.
     next: u64,
-}
-
-impl VerifiedAhead {
-    /// The record at `offset`, when it is the next one checked ahead and
-    /// still ends at or before `flushed_offset`; it is then taken. A read
-    /// elsewhere forgets the rest.
-    #[inline]
-    fn take(&mut self, offset: u64, flushed_offset: u64) -> Option<VerifiedRecord> {
-        let next = usize::from(self.next);
-        if next < usize::from(self.len) {
-            let record = self.records[next];
-            let end = record.offset + RECORD_HEADER_LEN as u64 + u64::from(record.len_bytes);
-            if record.offset == offset && end <= flushed_offset {
-                self.next += 1;
-                return Some(record);
-            }
-        }
-        self.forget();
-        None
-    }
-
-    /// Holds nothing from now on (the records stay, unreachable: cheaper
-    /// than clearing them on every read).
-    fn forget(&mut self) {
-        self.len = 0;
-        self.next = 0;
-    }
 }
 
 /// A record read from a segment.
@@ -233,7 +214,7 @@ pub struct SegmentCursor<B> {
     buffer_len_bytes: u32,
     window: Window,
     flushed_offset: u32,
-    verified: VerifiedAhead,
+    run: CheckedRun,
 }
 
 impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
@@ -279,7 +260,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
             buffer_len_bytes: usable,
             window: Window::default(),
             flushed_offset: records_start,
-            verified: VerifiedAhead::default(),
+            run: CheckedRun::default(),
         })
     }
 
@@ -290,7 +271,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         self.header = header;
         self.records_start = header.records_start();
         self.window = Window::default();
-        self.verified.forget();
+        self.run.forget();
         self.set_flushed_offset(flushed_offset);
     }
 
@@ -334,7 +315,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
             self.buffer.as_mut(),
         )?;
         self.window = Window::default();
-        self.verified.forget();
+        self.run.forget();
         if let (
             TailClass::Corrupt {
                 offset,
@@ -352,6 +333,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         }
         // A clean-close marker ends the records: it is not one to read.
         self.flushed_offset = report.trailing_marker.unwrap_or(report.records_end);
+        self.run.forget();
         Ok(report)
     }
 
@@ -368,6 +350,11 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         let segment_end = self.header.segment_size_bytes;
         let clamped = aligned.clamp(u64::from(self.records_start), u64::from(segment_end));
         self.flushed_offset = u32::try_from(clamped).unwrap_or(segment_end);
+        // Lowered (a truncation): records checked up to the old offset
+        // may not be served past the new one.
+        if CHECK_AHEAD && self.run.end > self.flushed_offset {
+            self.run.forget();
+        }
     }
 
     /// How far the reader may read.
@@ -457,7 +444,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         len_bytes: u64,
         buffer_offset: u64,
     ) -> Result<(), Error<D::Error>> {
-        self.verified.forget();
+        self.run.forget();
         let from = usize::try_from(buffer_offset).unwrap_or(usize::MAX);
         let len = usize::try_from(len_bytes).unwrap_or(usize::MAX);
         let buffer = &mut self.buffer.as_mut()[from..from + len];
@@ -473,7 +460,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     /// The segment through this cursor's buffer, for one call. The view
     /// may fill the buffer: the records checked ahead are forgotten.
     fn view(&mut self) -> SegmentView<'_> {
-        self.verified.forget();
+        self.run.forget();
         SegmentView {
             segment_start: self.segment_start,
             header: &self.header,
@@ -554,42 +541,39 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         device: &mut D,
         offset: u64,
     ) -> Result<Batch<'_>, Error<D::Error>> {
-        let found = self.header_at(device, offset, ReadHint::Sequential, false)?;
-        // Below the flushed offset (`header_at` checked), so a u32.
-        let offset32 = u32::try_from(offset).unwrap_or(u32::MAX);
-        let limit = self.flushed_offset;
-        let brought = self
-            .view()
-            .bring_record(device, offset32, &found, limit, ReadHint::Sequential)
-            .map_err(Error::Device)?;
-        let checked_end = match brought {
-            Brought::InBuffer(_) => self.checked_run_end(offset, device.geometry().erased_byte),
-            Brought::Spill { .. } => offset,
-        };
-        let record_align_bytes = self.header.record_align_bytes();
-        let window_start = u64::from(self.window.start);
-        if checked_end == offset {
-            // Not one record checks in the window: the long way, which
-            // reads a large record whole or says what is wrong.
+        let checked_end = if CHECK_AHEAD && self.run.holds(offset) {
+            u64::from(self.run.end)
+        } else {
             let located = self.locate_record(device, offset, ReadHint::Sequential)?;
-            let next_offset = located.next_offset;
-            return Ok(Batch {
-                window: &[],
-                window_start,
-                position: offset,
-                checked_end: offset,
-                record_align_bytes,
-                single: Some(self.record_of(located)),
-                next_offset,
-            });
-        }
+            if !matches!(located.payload, Where::Buffer(_)) {
+                // Larger than the buffer: alone, the long way.
+                let next_offset = located.next_offset;
+                return Ok(Batch {
+                    window: &[],
+                    window_start: offset,
+                    position: offset,
+                    checked_end: offset,
+                    record_align_bytes: self.header.record_align_bytes(),
+                    single: Some(self.record_of(located)),
+                    next_offset,
+                });
+            }
+            // The record, and the run checked with it when there is one.
+            if CHECK_AHEAD && self.run.holds(located.next_offset) {
+                u64::from(self.run.end)
+            } else {
+                located.next_offset
+            }
+        };
+        // The batch takes the run: its records are read through it.
+        self.run.forget();
         let window_len = self.window.len_bytes as usize;
         Ok(Batch {
             window: &self.buffer.as_ref()[..window_len],
-            window_start,
+            window_start: u64::from(self.window.start),
             position: offset,
             checked_end,
-            record_align_bytes,
+            record_align_bytes: self.header.record_align_bytes(),
             single: None,
             next_offset: checked_end,
         })
@@ -651,9 +635,28 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     /// looks up the segment's device.
     #[cfg_attr(not(target_os = "none"), inline)]
     pub(crate) fn take_checked(&mut self, offset: u64) -> Option<CheckedRecord> {
-        self.verified
-            .take(offset, u64::from(self.flushed_offset))
-            .map(CheckedRecord)
+        if !CHECK_AHEAD || !self.run.holds(offset) {
+            // A read elsewhere forgets the run.
+            self.run.forget();
+            return None;
+        }
+        // Checked when the run was made: the header lies in the window.
+        // Read with `get` all the same, so that no byte can make this panic.
+        let at = usize::try_from(offset - u64::from(self.window.start)).ok()?;
+        let header = self
+            .buffer
+            .as_ref()
+            .get(at..)?
+            .first_chunk::<RECORD_HEADER_LEN>()?;
+        let len_bytes = format::le_u32(header, format::RECORD_LEN);
+        let next_offset =
+            offset + format::record_extent_bytes(len_bytes, self.header.record_align_bytes());
+        // At most the run's end, a u32.
+        self.run.next = u32::try_from(next_offset).unwrap_or(u32::MAX);
+        Some(CheckedRecord(VerifiedRecord {
+            next_offset,
+            len_bytes,
+        }))
     }
 
     /// The record [`take_checked`](Self::take_checked) found at `offset`,
@@ -712,18 +715,23 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
                 .map_err(Error::Device)?;
             match brought {
                 Brought::InBuffer(payload) => {
-                    let erased_byte = device.geometry().erased_byte;
-                    let checksum = self.checksum_with_next(
-                        &found,
-                        offset,
-                        payload.clone(),
-                        next_offset,
-                        erased_byte,
-                    );
-                    if checksum == header.checksum {
+                    // The record and the rest of the window, checked
+                    // together; the reads after this one take the run.
+                    let run_end = self.checked_run_end(offset, device.geometry().erased_byte);
+                    if run_end > offset {
+                        self.run = CheckedRun {
+                            // Both within the window, below the flushed
+                            // offset: u32s.
+                            next: u32::try_from(next_offset).unwrap_or(u32::MAX),
+                            end: u32::try_from(run_end).unwrap_or(0),
+                        };
                         Body::Valid(payload)
                     } else {
-                        Body::BadChecksum
+                        // The record itself does not check: the one-record
+                        // check says how.
+                        self.view()
+                            .record(device, offset32, &found, limit, hint)
+                            .map_err(Error::Device)?
                     }
                 }
                 Brought::Spill {
@@ -768,75 +776,6 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
                 })
             }
         }
-    }
-
-    /// The checksum to compare with the one stored for the record at
-    /// `offset` (`found`, whole in the window at `payload`), computed side
-    /// by side with those of the records after it that the window holds
-    /// whole: a sequential read will ask for them next. The ones that match
-    /// are remembered ([`VerifiedAhead`]), so their own reads are a lookup:
-    /// their headers were decoded and their bounds checked here, as
-    /// [`SegmentView::header_at`] does. The first one that does not match,
-    /// or whose header does not decode, ends the batch: its read checks it
-    /// again the long way and reports it.
-    // Out of line: its arrays stay out of the frame of every record read
-    // (a random read never comes here).
-    #[inline(never)]
-    fn checksum_with_next(
-        &mut self,
-        found: &FoundHeader,
-        offset: u64,
-        payload: core::ops::Range<usize>,
-        next_offset: u64,
-        erased_byte: u8,
-    ) -> u32 {
-        let buffer = self.buffer.as_ref();
-        let mut inputs = [format::ChecksumInput {
-            offset,
-            header_bytes: &found.1,
-            payload: &buffer[payload],
-        }; CHECKED_TOGETHER];
-        let mut ahead = [(VerifiedRecord::default(), 0u32); CHECKED_TOGETHER];
-        let mut count = 1;
-        let mut position = next_offset;
-        let (bounds, limit) = self.peek_limits(erased_byte);
-        while count < CHECKED_TOGETHER {
-            let Some(peeked) = self.peek_in_window(position, &bounds, limit) else {
-                break;
-            };
-            inputs[count] = format::ChecksumInput {
-                offset: position,
-                header_bytes: peeked.header_bytes,
-                payload: peeked.payload,
-            };
-            let record = VerifiedRecord {
-                offset: position,
-                next_offset: peeked.next,
-                len_bytes: peeked.header.len_bytes,
-            };
-            ahead[count] = (record, peeked.header.checksum);
-            count += 1;
-            position = peeked.next;
-        }
-        let mut computed = [0u32; CHECKED_TOGETHER];
-        for (group, lanes) in computed
-            .chunks_mut(CRC_LANES)
-            .zip(inputs[..count].chunks(CRC_LANES))
-        {
-            let checksums = format::stored_checksums(&self.header, lanes);
-            group[..lanes.len()].copy_from_slice(&checksums[..lanes.len()]);
-        }
-        let verified = &mut self.verified;
-        verified.forget();
-        for lane in 1..count {
-            let (record, stored) = ahead[lane];
-            if computed[lane] != stored {
-                break;
-            }
-            verified.records[lane - 1] = record;
-            verified.len += 1;
-        }
-        computed[0]
     }
 
     /// What [`peek_in_window`](Self::peek_in_window) checks each record
@@ -1017,7 +956,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     /// The buffer as scratch space for a scan; what it held is forgotten.
     pub fn scratch(&mut self) -> &mut [u8] {
         self.window = Window::default();
-        self.verified.forget();
+        self.run.forget();
         self.buffer.as_mut()
     }
 

@@ -1,5 +1,5 @@
 //! Check-ahead: a sequential read that checks the records after it side by
-//! side (up to eight at a time) never hands out one whose bytes are
+//! side (the rest of the window with it) never hands out one whose bytes are
 //! damaged, wherever in the batch the damage sits.
 //!
 //! A segment of 24 small records is written and synced, all of them in one

@@ -10,14 +10,15 @@
 //!   the batch at it fails with `NotARecord` naming it, and the batches
 //!   after it serve the rest.
 //! - A flushed offset lowered into the middle of the records after the
-//!   window held them all: the batches stop there, and a batch asked for
-//!   at it is `OutOfRange`.
+//!   window held them all (and were checked): the batches stop there, a
+//!   batch asked for at it is `OutOfRange`, and so is a `read_record`
+//!   after a sequential read checked the whole window.
 //!
 //! Runs on RAM (the portable checksums) and on a file (`segwal-std`'s
 //! device, which installs the inline CRC32C kernel). One printed seed
 //! drives the payloads.
 
-use segwal::{ChecksumKind, Error, RecordDefect, SegmentReader};
+use segwal::{ChecksumKind, Error, ReadHint, RecordDefect, SegmentReader};
 use segwal_tests::{
     FileMedium, Medium, RamMedium, Written, XorShift, append_all, at, config_for, create_segment,
     open_reader, open_reader_with, payload, test_seed,
@@ -182,6 +183,44 @@ fn stops_at_the_flushed_offset<M: Medium>(medium: &M, seed: u64) {
     assert!(
         matches!(reader.read_batch(flushed), Err(Error::OutOfRange { .. })),
         "{context}: a batch at the flushed offset"
+    );
+    // One record at a time: the first read checks the whole window, and
+    // the lowered offset must still stop the reads after it.
+    let mut reader = open_reader(medium, all_flushed);
+    let first = reader
+        .read_record(written[0].offset, ReadHint::Sequential)
+        .expect("first record");
+    assert!(*first.payload == written[0].payload[..], "{context}");
+    // An offset inside a checked record's payload is no record, checked
+    // run or not.
+    let inside = written[3].offset + 16 + 32;
+    assert!(
+        matches!(
+            reader.read_record(inside, ReadHint::Sequential),
+            Err(Error::NotARecord { .. })
+        ),
+        "{context}: a read inside record 3's payload"
+    );
+    let first = reader
+        .read_record(written[0].offset, ReadHint::Sequential)
+        .expect("first record again");
+    assert!(*first.payload == written[0].payload[..], "{context}");
+    reader.set_flushed_offset(flushed);
+    for (index, want) in written.iter().enumerate().take(10).skip(1) {
+        let record = reader
+            .read_record(want.offset, ReadHint::Sequential)
+            .unwrap_or_else(|e| panic!("{context}: record {index}: {e:?}"));
+        assert!(
+            *record.payload == want.payload[..],
+            "{context}: record {index}"
+        );
+    }
+    assert!(
+        matches!(
+            reader.read_record(flushed, ReadHint::Sequential),
+            Err(Error::OutOfRange { .. })
+        ),
+        "{context}: a read at the lowered flushed offset"
     );
 }
 
