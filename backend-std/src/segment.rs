@@ -330,6 +330,7 @@ impl Reader {
     /// [`segwal::Error::OutOfRange`] for an offset past the flushed offset
     /// or not on a record boundary; [`segwal::Error::NotARecord`] when the
     /// bytes there do not validate; a device error.
+    #[inline]
     pub fn read_record(&mut self, offset: u64, hint: ReadHint) -> Result<Record<'_>> {
         self.refresh();
         Ok(self.inner.read_record(offset, hint)?)
@@ -343,6 +344,7 @@ impl Reader {
     /// # Errors
     ///
     /// As for [`read_record`](Self::read_record).
+    #[inline]
     pub fn read_batch(&mut self, offset: u64) -> Result<Batch<'_>> {
         self.refresh();
         Ok(self.inner.read_batch(offset)?)

@@ -391,6 +391,7 @@ impl Iter<'_> {
     /// assert_eq!(total_bytes, 6);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn next_borrowed(&mut self) -> Option<Result<(Lsn, segwal::Payload<'_>)>> {
         Some(self.inner.next_record()?.map_err(Error::from))
     }

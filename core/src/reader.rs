@@ -661,7 +661,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
 
     /// The record [`take_checked`](Self::take_checked) found at `offset`,
     /// borrowed from the window.
-    #[cfg_attr(not(target_os = "none"), inline)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn checked_record(&self, offset: u64, checked: CheckedRecord) -> Record<'_> {
         let CheckedRecord(verified) = checked;
         let at = usize::try_from(offset - u64::from(self.window.start)).unwrap_or(usize::MAX)
@@ -1080,6 +1080,7 @@ impl<D: BlockDevice, B: AsMut<[u8]> + AsRef<[u8]>> SegmentReader<D, B> {
     /// # Errors
     ///
     /// As for [`SegmentCursor::read_record`].
+    #[cfg_attr(not(target_os = "none"), inline)]
     pub fn read_record(
         &mut self,
         offset: u64,
@@ -1094,6 +1095,7 @@ impl<D: BlockDevice, B: AsMut<[u8]> + AsRef<[u8]>> SegmentReader<D, B> {
     /// # Errors
     ///
     /// As for [`SegmentCursor::read_batch`].
+    #[cfg_attr(not(target_os = "none"), inline)]
     pub fn read_batch(&mut self, offset: u64) -> Result<Batch<'_>, Error<D::Error>> {
         self.cursor.read_batch(&mut self.device, offset)
     }
