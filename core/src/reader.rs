@@ -471,6 +471,8 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     }
 
     /// Brings the header at `offset` into the window and decodes it.
+    // Inline on hosts, as `SegmentView::header_at` is, for the same reason.
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn header_at<D: BlockDevice>(
         &mut self,
         device: &mut D,

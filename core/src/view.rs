@@ -98,7 +98,10 @@ impl SegmentView<'_> {
     // Out of line on bare metal: the scan and the reader both call it, and
     // one copy is the point. Left to the compiler on hosts, where every
     // record read and scanned calls it.
+    // Inline on hosts: returned through memory, its header and bytes were
+    // stored piece by piece and loaded back in wider words, which stalls.
     #[cfg_attr(target_os = "none", inline(never))]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn header_at<D: BlockDevice>(
         &mut self,
         device: &mut D,
@@ -149,6 +152,7 @@ impl SegmentView<'_> {
     /// found at `offset` into the window, if the buffer can hold it, and
     /// checks its checksum.
     #[cfg_attr(target_os = "none", inline(never))]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn record<D: BlockDevice>(
         &mut self,
         device: &mut D,
