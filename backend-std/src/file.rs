@@ -392,22 +392,6 @@ impl FileDevice {
         }
     }
 
-    /// Writes `pieces` at `offset` with one `pwritev` (or a few, past
-    /// `IOV_MAX` pieces).
-    fn write_through(&self, offset: u64, pieces: &[&[u8]]) -> Result<(), FileError> {
-        let file = &*self.file;
-        let written = if pieces.len() <= IOVECS_INLINE {
-            write_all_vectored::<IOVECS_INLINE>(pieces, offset, |iovecs, at| {
-                sys::pwritev(file, iovecs, at)
-            })
-        } else {
-            write_all_vectored::<{ sys::IOV_MAX }>(pieces, offset, |iovecs, at| {
-                sys::pwritev(file, iovecs, at)
-            })
-        };
-        written.map_err(|error| FileError::from_io("pwritev", &error))
-    }
-
     /// Flushes the held run when it overlaps `offset..offset + len_bytes`,
     /// and returns the run's lock (held over the caller's I/O, so no flush
     /// by a clone lands in between), or `None` when nothing is held back.
@@ -479,31 +463,26 @@ impl BlockDevice for FileDevice {
         check_range(&self.geometry, offset, len_bytes, granularity)
             .map_err(|kind| FileError::new(kind, None, "write"))?;
         self.check_writable()?;
-        let Some(write_behind) = &self.write_behind else {
-            return self.write_through(offset, pieces);
+        let Some(write_behind) = &mut self.write_behind else {
+            return write_through(&self.file, offset, pieces);
         };
         let capacity_bytes = write_behind.capacity_bytes;
+        // No clone of this device alive (a log's own segment): the run
+        // without its lock, whose two atomic operations were a tenth of a
+        // buffered append.
+        if let Some(unshared) = Arc::get_mut(write_behind) {
+            let run = unshared.run.get_mut().unwrap_or_else(|e| e.into_inner());
+            return hold(run, &self.file, capacity_bytes, offset, pieces, len_bytes);
+        }
         let mut run = write_behind.lock();
-        let continues = run.bytes.is_empty() || run.end() == offset;
-        let fits = (run.bytes.len() as u64).saturating_add(len_bytes) <= capacity_bytes as u64;
-        if !(continues && fits) {
-            run.flush(&self.file)?;
-        }
-        if len_bytes >= capacity_bytes as u64 {
-            // Too big to hold: write it now, under the lock, so it lands
-            // after the run just flushed.
-            return self.write_through(offset, pieces);
-        }
-        if run.bytes.is_empty() {
-            run.offset = offset;
-            if run.bytes.capacity() == 0 {
-                run.bytes.reserve_exact(capacity_bytes);
-            }
-        }
-        for piece in pieces {
-            run.bytes.extend_from_slice(piece);
-        }
-        Ok(())
+        hold(
+            &mut run,
+            &self.file,
+            capacity_bytes,
+            offset,
+            pieces,
+            len_bytes,
+        )
     }
 
     fn erase(&mut self, offset: u64, len_bytes: u64) -> Result<(), FileError> {
@@ -523,6 +502,53 @@ impl BlockDevice for FileDevice {
             .sync_data()
             .map_err(|error| FileError::sync_failed(&error))
     }
+}
+
+/// Writes `pieces` at `offset` of `file` with one `pwritev` (or a few, past
+/// `IOV_MAX` pieces).
+fn write_through(file: &File, offset: u64, pieces: &[&[u8]]) -> Result<(), FileError> {
+    let written = if pieces.len() <= IOVECS_INLINE {
+        write_all_vectored::<IOVECS_INLINE>(pieces, offset, |iovecs, at| {
+            sys::pwritev(file, iovecs, at)
+        })
+    } else {
+        write_all_vectored::<{ sys::IOV_MAX }>(pieces, offset, |iovecs, at| {
+            sys::pwritev(file, iovecs, at)
+        })
+    };
+    written.map_err(|error| FileError::from_io("pwritev", &error))
+}
+
+/// Adds a write of `pieces` (`len_bytes` in all) at `offset` to the held
+/// `run` of a buffer of `capacity_bytes`: flushes the run first when the
+/// write does not continue it or does not fit, and writes through what is
+/// too big to hold (after the flush, so it lands after the run).
+fn hold(
+    run: &mut PendingRun,
+    file: &File,
+    capacity_bytes: usize,
+    offset: u64,
+    pieces: &[&[u8]],
+    len_bytes: u64,
+) -> Result<(), FileError> {
+    let continues = run.bytes.is_empty() || run.end() == offset;
+    let fits = (run.bytes.len() as u64).saturating_add(len_bytes) <= capacity_bytes as u64;
+    if !(continues && fits) {
+        run.flush(file)?;
+    }
+    if len_bytes >= capacity_bytes as u64 {
+        return write_through(file, offset, pieces);
+    }
+    if run.bytes.is_empty() {
+        run.offset = offset;
+        if run.bytes.capacity() == 0 {
+            run.bytes.reserve_exact(capacity_bytes);
+        }
+    }
+    for piece in pieces {
+        run.bytes.extend_from_slice(piece);
+    }
+    Ok(())
 }
 
 /// `fsync`s the directory at `path`, making the creation, removal or
