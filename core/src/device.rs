@@ -255,12 +255,21 @@ pub(crate) const fn is_multiple_of_u32(value: u64, divisor: u32) -> bool {
 // Both casts keep what they must: the mask's low bits, and a remainder
 // below a `u32` divisor.
 #[allow(clippy::cast_possible_truncation)]
-#[cfg_attr(not(target_os = "none"), inline)]
+#[cfg_attr(not(target_os = "none"), inline(always))]
 pub(crate) const fn rem_u64_by_u32(value: u64, divisor: u32) -> u32 {
     assert!(divisor != 0, "remainder by zero");
     if divisor.is_power_of_two() {
         return (value as u32) & (divisor - 1);
     }
+    rem_u64_by_odd_u32(value, divisor)
+}
+
+/// [`rem_u64_by_u32`] for a divisor that is not a power of two: out of
+/// line on hosts, so that the mask of the common case inlines at every
+/// device I/O (left to the compiler on bare metal, for size).
+#[allow(clippy::cast_possible_truncation)]
+#[cfg_attr(not(target_os = "none"), inline(never))]
+const fn rem_u64_by_odd_u32(value: u64, divisor: u32) -> u32 {
     let divisor_wide = divisor as u64;
     // The high word's remainder by the hardware's `u32` divide, then the
     // low word's 32 bits one at a time: `rem < divisor` throughout, so
