@@ -401,6 +401,14 @@ pub fn is_blank(bytes: &[u8], erased: u8, zero_is_blank: bool) -> bool {
     bytes.iter().all(|&b| b == erased) || (zero_is_blank && bytes.iter().all(|&b| b == 0))
 }
 
+/// [`is_blank`] for exactly one record header, either blank value (zeros,
+/// or `erased_word`'s byte), as two wide compares.
+#[cfg_attr(not(target_os = "none"), inline)]
+fn is_blank_header(bytes: &[u8; RECORD_HEADER_LEN], erased_word: u64) -> bool {
+    let word = u128::from_ne_bytes(*bytes);
+    word == 0 || word == u128::from(erased_word) << 64 | u128::from(erased_word)
+}
+
 /// What the header of any record of one segment must satisfy, worked out
 /// once from the segment's header ([`SegmentHeader::record_bounds`]): a
 /// scan or a batch of reads decodes many headers against the same bounds.
@@ -454,41 +462,47 @@ impl RecordHeader {
     /// # Errors
     ///
     /// The [`RecordDefect`] that rules the bytes out.
-    #[cfg_attr(not(target_os = "none"), inline)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub fn decode_within(
         bytes: &[u8; RECORD_HEADER_LEN],
         offset: u32,
         bounds: &RecordBounds,
     ) -> Result<Self, RecordDefect> {
-        // A header of zeros is not a record on any device; on flash the
-        // probe, not this label, decides whether it may be written over.
-        // `is_blank` for exactly 16 bytes, as two compares: this runs for
-        // every record a scan reads.
-        let word = u128::from_ne_bytes(*bytes);
-        let erased = u128::from(bounds.erased_word) << 64 | u128::from(bounds.erased_word);
-        if word == 0 || word == erased {
-            return Err(RecordDefect::Blank);
-        }
         let header = RecordHeader {
             len_bytes: le_u32(bytes, RECORD_LEN),
             checksum: le_u32(bytes, RECORD_CHECKSUM),
             synced_offset: le_u32(bytes, RECORD_SYNCED),
             flags: le_u32(bytes, RECORD_FLAGS),
         };
-        if header.len_bytes > bounds.record_len_max {
-            return Err(RecordDefect::ImplausibleLength);
-        }
         let end = u64::from(offset) + RECORD_HEADER_LEN as u64 + u64::from(header.len_bytes);
-        if end > u64::from(bounds.segment_size_bytes) {
-            return Err(RecordDefect::ImplausibleLength);
-        }
-        if header.flags & !FLAGS_KNOWN != 0
-            || header.synced_offset > offset
-            || header.synced_offset < bounds.records_start
+        let length_plausible = header.len_bytes <= bounds.record_len_max
+            && end <= u64::from(bounds.segment_size_bytes);
+        let fields_plausible = header.flags & !FLAGS_KNOWN == 0
+            && header.synced_offset <= offset
+            && header.synced_offset >= bounds.records_start;
+        // A header of zeros or of the erased byte is not a record on any
+        // device (on flash the probe, not this label, decides whether it
+        // may be written over). Such a header never passes the checks
+        // above, so the blank test is made only for a header that failed
+        // them: erased bytes `b != 0` give flags `b * 0x0101_0101`, which
+        // has unknown bits; zeros give a synced offset of 0, below the
+        // records of every segment (which start after its header). Bounds
+        // whose records start at 0 (no segment header gives them) are the
+        // one exception, checked in the condition. A scan decodes a header
+        // per record: this keeps the 16-byte compares off its way.
+        if length_plausible
+            && fields_plausible
+            && (bounds.records_start != 0 || u128::from_ne_bytes(*bytes) != 0)
         {
-            return Err(RecordDefect::BadField);
+            return Ok(header);
         }
-        Ok(header)
+        Err(if is_blank_header(bytes, bounds.erased_word) {
+            RecordDefect::Blank
+        } else if !length_plausible {
+            RecordDefect::ImplausibleLength
+        } else {
+            RecordDefect::BadField
+        })
     }
 
     /// Bytes the record occupies on the device, padding included.
@@ -796,6 +810,53 @@ mod tests {
         other.salt ^= 1;
         assert!(!record_checks(&other, 80, &bytes, b"hello"), "wrong salt");
         assert_eq!(decoded.extent_bytes(&seg), 24);
+    }
+
+    /// The blank test is made only for headers that fail the field checks
+    /// (`decode_within`): every blank header, for every erased byte and for
+    /// the loosest bounds a segment can have, is still told as blank, and
+    /// so it is for bounds whose records start at 0.
+    #[test]
+    fn every_blank_header_decodes_as_blank_whatever_the_bounds() {
+        let loosest = RecordBounds {
+            record_len_max: u32::MAX,
+            segment_size_bytes: u32::MAX,
+            records_start: segment().records_start(),
+            erased_word: 0,
+        };
+        for records_start in [0, loosest.records_start] {
+            for erased in 0..=u8::MAX {
+                let bounds = RecordBounds {
+                    records_start,
+                    erased_word: u64::from(erased) * 0x0101_0101_0101_0101,
+                    ..loosest
+                };
+                for blank in [[0u8; RECORD_HEADER_LEN], [erased; RECORD_HEADER_LEN]] {
+                    for offset in [records_start, 4096, u32::MAX - 64] {
+                        assert_eq!(
+                            RecordHeader::decode_within(&blank, offset, &bounds),
+                            Err(RecordDefect::Blank),
+                            "erased {erased:#04x}, header {:#04x}, records from {records_start}, at {offset}",
+                            blank[0]
+                        );
+                    }
+                }
+            }
+        }
+        // Not blank, and failing: the defect of the first check that fails.
+        let seg = segment();
+        let mut bytes = RecordHeader::encode(&seg, 80, 80, 0, b"x");
+        bytes[RECORD_FLAGS].copy_from_slice(&(1u32 << 9).to_le_bytes());
+        assert_eq!(
+            RecordHeader::decode(&bytes, 80, &seg, 0xFF),
+            Err(RecordDefect::BadField)
+        );
+        bytes[RECORD_LEN].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(
+            RecordHeader::decode(&bytes, 80, &seg, 0xFF),
+            Err(RecordDefect::ImplausibleLength),
+            "length before fields"
+        );
     }
 
     #[test]
