@@ -218,13 +218,68 @@ fn crc32c_append_lanes(crcs: &mut [u32; segwal::CRC_LANES], rounds: &[[&[u8]; se
     }
 }
 
-/// [`crc32c_lanes_sse42`] on each round in turn.
+/// Each round in turn: [`crc32c_words_sse42`] on a round of pieces that
+/// are all whole words of one length (a scan's prefixes and payloads of
+/// records of one size), the states kept raw in registers from one such
+/// round to the next; [`crc32c_lanes_sse42`] on any other.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse4.2")]
 fn crc32c_rounds_sse42(crcs: &mut [u32; segwal::CRC_LANES], rounds: &[[&[u8]; segwal::CRC_LANES]]) {
+    let mut states = crcs.map(|crc| u64::from(!crc));
     for pieces in rounds {
-        crc32c_lanes_sse42(crcs, *pieces);
+        let len_bytes = pieces[0].len();
+        if len_bytes % 8 == 0 && pieces.iter().all(|piece| piece.len() == len_bytes) {
+            // Written out, not by `map`: a closure is not compiled with the
+            // function's target feature and would stay out of line.
+            let [a, b, c, d] = *pieces;
+            let words = [
+                a.as_chunks::<8>().0,
+                b.as_chunks::<8>().0,
+                c.as_chunks::<8>().0,
+                d.as_chunks::<8>().0,
+            ];
+            states = crc32c_words_sse42(states, words);
+        } else {
+            let mut round = states.map(finish_raw);
+            crc32c_lanes_sse42(&mut round, *pieces);
+            states = round.map(|crc| u64::from(!crc));
+        }
     }
+    *crcs = states.map(finish_raw);
+}
+
+/// The CRC32C a raw state stands for (the instruction leaves it in the low
+/// 32 bits, not inverted).
+#[inline]
+fn finish_raw(state: u64) -> u32 {
+    // The high 32 bits are zero: the instruction clears them.
+    #[allow(clippy::cast_possible_truncation)]
+    let crc = state as u32;
+    !crc
+}
+
+/// The raw states of four streams continued over the words all four
+/// have (`words[0].len()` of them, at most the shortest), four independent
+/// instructions a step.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.2")]
+#[inline]
+fn crc32c_words_sse42(
+    states: [u64; segwal::CRC_LANES],
+    words: [&[[u8; 8]]; segwal::CRC_LANES],
+) -> [u64; segwal::CRC_LANES] {
+    use std::arch::x86_64::_mm_crc32_u64;
+    let [mut state_a, mut state_b, mut state_c, mut state_d] = states;
+    let [words_a, words_b, words_c, words_d] = words;
+    for (((word_a, word_b), word_c), word_d) in
+        words_a.iter().zip(words_b).zip(words_c).zip(words_d)
+    {
+        state_a = _mm_crc32_u64(state_a, u64::from_le_bytes(*word_a));
+        state_b = _mm_crc32_u64(state_b, u64::from_le_bytes(*word_b));
+        state_c = _mm_crc32_u64(state_c, u64::from_le_bytes(*word_c));
+        state_d = _mm_crc32_u64(state_d, u64::from_le_bytes(*word_d));
+    }
+    [state_a, state_b, state_c, state_d]
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -272,42 +327,25 @@ fn crc32c_sse42_finish(state: u64, tail: &[u8]) -> u32 {
 #[target_feature(enable = "sse4.2")]
 #[inline]
 fn crc32c_lanes_sse42(crcs: &mut [u32; segwal::CRC_LANES], pieces: [&[u8]; segwal::CRC_LANES]) {
-    use std::arch::x86_64::{_mm_crc32_u8, _mm_crc32_u16, _mm_crc32_u32, _mm_crc32_u64};
+    use std::arch::x86_64::{_mm_crc32_u8, _mm_crc32_u16, _mm_crc32_u32};
     // Four lanes, written out: each step is then four independent
     // instructions, with no bounds checks. Records of one log are often of
     // one length (the 28-byte prefixes always are), so the bytes all four
     // pieces have, tail included, go side by side; only what one piece has
     // beyond the others goes alone.
-    let [a, b, c, d] = pieces;
-    let common_bytes = a.len().min(b.len()).min(c.len()).min(d.len());
+    let common_bytes = pieces.iter().map(|piece| piece.len()).min().unwrap_or(0);
     let words_bytes = common_bytes & !7;
-    let (words_a, _) = a[..words_bytes].as_chunks::<8>();
-    let (words_b, _) = b[..words_bytes].as_chunks::<8>();
-    let (words_c, _) = c[..words_bytes].as_chunks::<8>();
-    let (words_d, _) = d[..words_bytes].as_chunks::<8>();
-    let [mut state_a, mut state_b, mut state_c, mut state_d] = crcs.map(|crc| u64::from(!crc));
-    for (((word_a, word_b), word_c), word_d) in
-        words_a.iter().zip(words_b).zip(words_c).zip(words_d)
-    {
-        state_a = _mm_crc32_u64(state_a, u64::from_le_bytes(*word_a));
-        state_b = _mm_crc32_u64(state_b, u64::from_le_bytes(*word_b));
-        state_c = _mm_crc32_u64(state_c, u64::from_le_bytes(*word_c));
-        state_d = _mm_crc32_u64(state_d, u64::from_le_bytes(*word_d));
-    }
+    let [a, b, c, d] = pieces;
+    let words = [
+        a[..words_bytes].as_chunks::<8>().0,
+        b[..words_bytes].as_chunks::<8>().0,
+        c[..words_bytes].as_chunks::<8>().0,
+        d[..words_bytes].as_chunks::<8>().0,
+    ];
+    let raw = crc32c_words_sse42(crcs.map(|crc| u64::from(!crc)), words);
     // The instruction leaves the CRC in the low 32 bits.
     #[allow(clippy::cast_possible_truncation)]
-    let mut states = [
-        state_a as u32,
-        state_b as u32,
-        state_c as u32,
-        state_d as u32,
-    ];
-    // Pieces of one length in whole words (the leads and the payloads of
-    // a log's records of one size): nothing is left over.
-    if pieces.iter().all(|piece| piece.len() == words_bytes) {
-        *crcs = states.map(|state| !state);
-        return;
-    }
+    let mut states = raw.map(|state| state as u32);
     let mut at = words_bytes;
     if common_bytes - at >= 4 {
         for (state, piece) in states.iter_mut().zip(pieces) {
@@ -398,6 +436,45 @@ mod tests {
                 expected,
                 "len {len_bytes} in two rounds"
             );
+        }
+    }
+
+    /// Rounds of whole words of one length (the way without tails, its
+    /// states kept raw across rounds), mixed with rounds that are not.
+    #[test]
+    fn the_lanes_kernel_agrees_with_the_crate_over_rounds_of_whole_words() {
+        let pattern = pattern(4096);
+        for words in 0..20 {
+            let len_bytes = words * 8;
+            let whole: [&[u8]; 4] =
+                core::array::from_fn(|lane| &pattern[lane * 7..lane * 7 + len_bytes]);
+            let ragged: [&[u8]; 4] =
+                core::array::from_fn(|lane| &pattern[1000 + lane..1000 + lane + len_bytes + lane]);
+            // One length for all, but not whole words.
+            let tailed: [&[u8]; 4] =
+                core::array::from_fn(|lane| &pattern[2000 + lane..2000 + lane + len_bytes + 4]);
+            for rounds in [
+                vec![whole, whole],
+                vec![whole, ragged, whole],
+                vec![ragged, whole, whole],
+                vec![whole, tailed, whole],
+            ] {
+                let mut crcs = [0, 1, 0xFFFF_FFFF, u32::try_from(words).expect("small")];
+                let expected: Vec<u32> = (0..4)
+                    .map(|lane| {
+                        rounds.iter().fold(crcs[lane], |crc, round| {
+                            crc32c::crc32c_append(crc, round[lane])
+                        })
+                    })
+                    .collect();
+                crc32c_append_lanes(&mut crcs, &rounds);
+                assert_eq!(
+                    crcs.to_vec(),
+                    expected,
+                    "{words} words, {} rounds",
+                    rounds.len()
+                );
+            }
         }
     }
 
