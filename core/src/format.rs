@@ -598,10 +598,9 @@ impl ChecksumPrefix {
 pub struct ChecksumInput<'a> {
     /// The record's offset in its segment.
     pub offset: u64,
-    /// Its header as on the device (the checksum field is not covered).
-    pub header_bytes: &'a [u8; RECORD_HEADER_LEN],
-    /// Its payload.
-    pub payload: &'a [u8],
+    /// The record as on the device: its header (the checksum field is not
+    /// covered), then its payload.
+    pub record: &'a [u8],
 }
 
 /// The checksums to store ([`stored_checksum`]) of up to
@@ -609,7 +608,8 @@ pub struct ChecksumInput<'a> {
 /// side by side where the host installed a kernel for it (see
 /// [`ChecksumKind::checksum_lanes`](crate::ChecksumKind::checksum_lanes)):
 /// a sequential read checks a window's records this way. Lanes past
-/// `records.len()` are unspecified.
+/// `records.len()`, and those of records shorter than a header, are
+/// unspecified.
 ///
 /// # Panics
 ///
@@ -619,41 +619,33 @@ pub fn stored_checksums(
     segment: &SegmentHeader,
     records: &[ChecksumInput<'_>],
 ) -> [u32; crate::CRC_LANES] {
-    /// The 28 prefix bytes and the first 4 of the payload: the checksum
-    /// covers them in this order anyway, and the stream then reaches the
-    /// rest of the payload on a word boundary, so a kernel that takes eight
-    /// bytes a step has no partial word between the two pieces.
-    const LEAD_BYTES: usize = 32;
-    const PREFIX_BYTES: usize = 28;
+    /// The prefix up to the synced offset (salt, offset, length, synced
+    /// offset: three words). The rest of what the checksum covers, the
+    /// flags and the payload, lies on the device as it is covered, so it
+    /// is taken from there: for payloads of `8n + 4` bytes both pieces are
+    /// whole words, which a kernel taking eight bytes a step prefers.
+    const LEAD_BYTES: usize = 24;
     #[repr(align(8))]
+    #[derive(Clone, Copy)]
     struct Lead([u8; LEAD_BYTES]);
+    // The flags end the header and the prefix: what follows the lead in
+    // the prefix is where the header ends on the device.
+    const _: () = assert!(
+        RECORD_FLAGS.end == RECORD_HEADER_LEN
+            && LEAD_BYTES + (RECORD_FLAGS.end - RECORD_FLAGS.start) == 28
+    );
     assert!(records.len() <= crate::CRC_LANES, "one record per lane");
-    let mut leads: [Lead; crate::CRC_LANES] = core::array::from_fn(|_| Lead([0; LEAD_BYTES]));
-    let mut lead_lens = [0usize; crate::CRC_LANES];
+    let mut leads = [Lead([0; LEAD_BYTES]); crate::CRC_LANES];
     let mut rests: [&[u8]; crate::CRC_LANES] = [&[]; crate::CRC_LANES];
-    for (lane, record) in records.iter().enumerate() {
-        let lead = &mut leads[lane].0;
-        lead[..PREFIX_BYTES]
-            .copy_from_slice(&ChecksumPrefix::new(segment, record.offset, record.header_bytes).0);
-        // A fixed-size copy where the payload has the 4 bytes (no call to
-        // `memcpy` for a variable length), byte by byte otherwise.
-        let (taken, rest) = match record.payload.split_first_chunk::<4>() {
-            Some((head, rest)) => {
-                lead[PREFIX_BYTES..].copy_from_slice(head);
-                (head.len(), rest)
-            }
-            None => {
-                for (to, from) in lead[PREFIX_BYTES..].iter_mut().zip(record.payload) {
-                    *to = *from;
-                }
-                (record.payload.len(), &[][..])
-            }
+    for ((lead, rest), record) in leads.iter_mut().zip(&mut rests).zip(records) {
+        let Some((header_bytes, _)) = record.record.split_first_chunk::<RECORD_HEADER_LEN>() else {
+            continue;
         };
-        lead_lens[lane] = PREFIX_BYTES + taken;
-        rests[lane] = rest;
+        let prefix = ChecksumPrefix::new(segment, record.offset, header_bytes);
+        lead.0.copy_from_slice(&prefix.0[..LEAD_BYTES]);
+        *rest = &record.record[RECORD_FLAGS.start..];
     }
-    let lead_pieces: [&[u8]; crate::CRC_LANES] =
-        core::array::from_fn(|lane| &leads[lane].0[..lead_lens[lane]]);
+    let lead_pieces: [&[u8]; crate::CRC_LANES] = core::array::from_fn(|lane| &leads[lane].0[..]);
     segment
         .checksum_kind
         .checksum_lanes(&[lead_pieces, rests])
@@ -705,12 +697,18 @@ mod tests {
                     payloads[i],
                 )
             });
+            // Each record as on the device: header, then payload.
+            let mut records = [[0u8; RECORD_HEADER_LEN + 100]; crate::CRC_LANES];
+            for (record, (header, payload)) in records.iter_mut().zip(headers.iter().zip(payloads))
+            {
+                record[..RECORD_HEADER_LEN].copy_from_slice(header);
+                record[RECORD_HEADER_LEN..][..payload.len()].copy_from_slice(payload);
+            }
             for count in 0..=crate::CRC_LANES {
                 let inputs: heapless::Vec<ChecksumInput<'_>, { crate::CRC_LANES }> = (0..count)
                     .map(|i| ChecksumInput {
                         offset: u64::from(offsets[i]),
-                        header_bytes: &headers[i],
-                        payload: payloads[i],
+                        record: &records[i][..RECORD_HEADER_LEN + payloads[i].len()],
                     })
                     .collect();
                 let checksums = stored_checksums(&seg, &inputs);

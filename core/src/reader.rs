@@ -110,8 +110,8 @@ struct VerifiedRecord {
 /// ([`SegmentCursor::peek_in_window`]); its checksum not yet checked.
 struct Peeked<'a> {
     header: RecordHeader,
-    header_bytes: &'a [u8; RECORD_HEADER_LEN],
-    payload: &'a [u8],
+    /// The record as the window holds it: header, then payload.
+    record: &'a [u8],
     /// Offset of the record after it.
     next: u64,
 }
@@ -589,13 +589,11 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     ///
     /// [`peek_in_window`]: Self::peek_in_window
     fn checked_run_end(&self, mut position: u64, erased_byte: u8) -> u64 {
-        const NO_HEADER: [u8; RECORD_HEADER_LEN] = [0; RECORD_HEADER_LEN];
         let (bounds, limit) = self.peek_limits(erased_byte);
         loop {
             let mut inputs = [format::ChecksumInput {
                 offset: 0,
-                header_bytes: &NO_HEADER,
-                payload: &[],
+                record: &[],
             }; CRC_LANES];
             let mut stored = [0u32; CRC_LANES];
             let mut ends = [0u64; CRC_LANES];
@@ -607,8 +605,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
                 };
                 inputs[count] = format::ChecksumInput {
                     offset: next,
-                    header_bytes: peeked.header_bytes,
-                    payload: peeked.payload,
+                    record: peeked.record,
                 };
                 stored[count] = peeked.header.checksum;
                 ends[count] = peeked.next;
@@ -808,11 +805,8 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
             return None;
         }
         let at = usize::try_from(position - window_start).ok()?;
-        let (header_bytes, rest) = self
-            .buffer
-            .as_ref()
-            .get(at..)?
-            .split_first_chunk::<RECORD_HEADER_LEN>()?;
+        let from_header = self.buffer.as_ref().get(at..)?;
+        let header_bytes = from_header.first_chunk::<RECORD_HEADER_LEN>()?;
         let offset32 = u32::try_from(position).ok()?;
         let header = RecordHeader::decode_within(header_bytes, offset32, bounds).ok()?;
         let next = position + header.extent_bytes(&self.header);
@@ -821,8 +815,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
         }
         Some(Peeked {
             header,
-            header_bytes,
-            payload: rest.get(..header.len_bytes as usize)?,
+            record: from_header.get(..RECORD_HEADER_LEN + header.len_bytes as usize)?,
             next,
         })
     }
