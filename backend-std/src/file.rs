@@ -352,8 +352,8 @@ impl FileDevice {
 
     fn from_file(file: File, capacity_bytes: u64, writable: bool) -> FileDevice {
         // Every record checksum of the std backend goes through a device;
-        // after the first, this is one atomic load.
-        segwal::install_crc32c_kernel(sys::CRC32C_KERNEL);
+        // after the first, this is two atomic loads.
+        sys::install_crc32c_kernel();
         FileDevice {
             file: Arc::new(file),
             geometry: Geometry::byte_addressable(capacity_bytes),
