@@ -345,6 +345,16 @@ impl DirStore {
         }
     }
 
+    /// Opens segment `id`'s file and caches its device: what
+    /// [`SegmentStore::device`] does for a segment not cached.
+    #[inline(never)]
+    fn open_uncached(&mut self, id: SegmentId) -> Result<(&mut FileDevice, u64), FileError> {
+        let device = self
+            .open_segment(id)
+            .map_err(|error| FileError::from_io("open a segment file", &error))?;
+        Ok((self.cache(id, device), 0))
+    }
+
     /// Caches `device` as segment `id`'s, replacing any handle it had.
     fn cache(&mut self, id: SegmentId, device: FileDevice) -> &mut FileDevice {
         let device = device.with_write_buffer(self.write_buffer_bytes);
@@ -450,6 +460,7 @@ struct DeviceCache {
 
 impl DeviceCache {
     /// Where segment `id`'s handle is, if cached.
+    #[inline]
     fn position(&self, id: SegmentId) -> Option<usize> {
         self.entries.iter().rposition(|(cached, _)| *cached == id)
     }
@@ -512,14 +523,14 @@ impl SegmentStore for DirStore {
         Ok(())
     }
 
+    // Inline, its opening path apart: every append and read asks for its
+    // segment's device, nearly always cached.
+    #[inline]
     fn device(&mut self, id: SegmentId) -> Result<(&mut FileDevice, u64), FileError> {
-        if let Some(at) = self.devices.position(id) {
-            return Ok((self.devices.at(at), 0));
+        match self.devices.position(id) {
+            Some(at) => Ok((self.devices.at(at), 0)),
+            None => self.open_uncached(id),
         }
-        let device = self
-            .open_segment(id)
-            .map_err(|error| FileError::from_io("open a segment file", &error))?;
-        Ok((self.cache(id, device), 0))
     }
 
     fn allocate(&mut self, sequence: u64, size_bytes: u32) -> Result<SegmentId, FileError> {

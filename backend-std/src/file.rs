@@ -523,6 +523,8 @@ fn write_through(file: &File, offset: u64, pieces: &[&[u8]]) -> Result<(), FileE
 /// `run` of a buffer of `capacity_bytes`: flushes the run first when the
 /// write does not continue it or does not fit, and writes through what is
 /// too big to hold (after the flush, so it lands after the run).
+// Inline: every buffered append goes through it (both of its callers).
+#[inline(always)]
 fn hold(
     run: &mut PendingRun,
     file: &File,

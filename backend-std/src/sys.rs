@@ -175,11 +175,22 @@ const CRC32C_INLINE_LEN_MAX: usize = 768;
 
 /// The CRC32C kernel `segwal-std` installs in the core
 /// (`segwal::install_crc32c_kernel`, which checks it against the tables
-/// first).
-pub(crate) const CRC32C_KERNEL: segwal::Crc32cKernel = segwal::Crc32cKernel {
-    append: crc32c_append,
-    append_lanes: crc32c_append_lanes,
-};
+/// first): where the CPU has SSE 4.2, one whose single stream calls the
+/// instruction without asking the CPU again (a tenth of the checksum of a
+/// record's two pieces).
+fn crc32c_kernel() -> segwal::Crc32cKernel {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("sse4.2") {
+        return segwal::Crc32cKernel {
+            append: crc32c_append_sse42,
+            append_lanes: crc32c_append_lanes,
+        };
+    }
+    segwal::Crc32cKernel {
+        append: crc32c_append,
+        append_lanes: crc32c_append_lanes,
+    }
+}
 
 /// CRC32C continued over `bytes` (the contract of
 /// `crc32c::crc32c_append`): the SSE 4.2 `crc32` instruction inline, eight
@@ -187,8 +198,20 @@ pub(crate) const CRC32C_KERNEL: segwal::Crc32cKernel = segwal::Crc32cKernel {
 /// for long pieces.
 fn crc32c_append(crc: u32, bytes: &[u8]) -> u32 {
     #[cfg(target_arch = "x86_64")]
-    if bytes.len() < CRC32C_INLINE_LEN_MAX && std::arch::is_x86_feature_detected!("sse4.2") {
-        // SAFETY: the CPU has SSE 4.2 (detected just above), the only
+    if std::arch::is_x86_feature_detected!("sse4.2") {
+        return crc32c_append_sse42(crc, bytes);
+    }
+    crc32c::crc32c_append(crc, bytes)
+}
+
+/// [`crc32c_append`] on a CPU known to have SSE 4.2: only
+/// [`crc32c_kernel`] after detecting it, and [`crc32c_append`] after
+/// detecting it, refer to this function.
+#[cfg(target_arch = "x86_64")]
+fn crc32c_append_sse42(crc: u32, bytes: &[u8]) -> u32 {
+    debug_assert!(std::arch::is_x86_feature_detected!("sse4.2"));
+    if bytes.len() < CRC32C_INLINE_LEN_MAX {
+        // SAFETY: the CPU has SSE 4.2 (both callers detected it), the only
         // requirement of a `#[target_feature(enable = "sse4.2")]` function.
         #[allow(unsafe_code)]
         return unsafe { crc32c_sse42(crc, bytes) };
@@ -370,13 +393,13 @@ impl ZeroShift {
     }
 }
 
-/// Installs [`CRC32C_KERNEL`] in the core (`segwal::install_crc32c_kernel`,
+/// Installs [`crc32c_kernel`] in the core (`segwal::install_crc32c_kernel`,
 /// which checks it against the tables first), its split path's tables
 /// built before, so that the check covers it. After the first call, two
 /// atomic loads.
 pub(crate) fn install_crc32c_kernel() {
     init_shifts();
-    segwal::install_crc32c_kernel(CRC32C_KERNEL);
+    segwal::install_crc32c_kernel(crc32c_kernel());
 }
 
 /// Builds the tables the split CRC32C needs; until then it runs one stream.
@@ -599,7 +622,8 @@ mod tests {
 
     #[test]
     fn the_core_takes_the_kernel() {
-        assert!(segwal::install_crc32c_kernel(CRC32C_KERNEL));
+        install_crc32c_kernel();
+        assert!(segwal::install_crc32c_kernel(crc32c_kernel()));
         assert_eq!(
             segwal::ChecksumKind::Crc32c.checksum(b"123456789"),
             0xE306_9283

@@ -209,6 +209,7 @@ impl Wal {
     /// [`segwal::Error::RecordTooLarge`] writes nothing; a failed write or
     /// sync (a full disk included) poisons the log:
     /// [`segwal::Error::Poisoned`] until it is reopened.
+    #[inline]
     pub fn append(&mut self, payload: &[u8]) -> Result<Lsn> {
         Ok(self.inner.append(payload)?)
     }

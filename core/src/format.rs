@@ -512,7 +512,7 @@ impl RecordHeader {
 
     /// The header bytes for a payload, with its checksum.
     // Inline on hosts: every record appended encodes one.
-    #[cfg_attr(not(target_os = "none"), inline)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub fn encode(
         segment: &SegmentHeader,
         offset: u32,

@@ -650,6 +650,10 @@ impl SegmentAppender {
 
     /// The header of a record at `offset`, the `index`-th of one device
     /// write; `ends_batch` for the last record of its batch.
+    // Inline on hosts: called for every record from the generic appender,
+    // which the backend's crate instantiates (a call across the crate
+    // boundary otherwise).
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn record_header(
         &self,
         offset: u32,
@@ -668,6 +672,7 @@ impl SegmentAppender {
 
     /// Zero padding after a payload of `len_bytes`, up to the record
     /// alignment (below it, so within [`ZEROS`]).
+    #[cfg_attr(not(target_os = "none"), inline)]
     fn padding(&self, len_bytes: usize) -> &'static [u8] {
         let align = self.header.record_align_bytes() as usize;
         let unpadded = RECORD_HEADER_LEN + len_bytes;

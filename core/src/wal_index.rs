@@ -62,6 +62,7 @@ impl IndexCache {
 
     /// Extends the index of the segment being appended to, if it has one,
     /// with the records of a batch written from `first_offset`.
+    #[inline]
     pub(crate) fn note_appended(
         &mut self,
         header: &SegmentHeader,
