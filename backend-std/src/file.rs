@@ -395,6 +395,7 @@ impl FileDevice {
     /// Flushes the held run when it overlaps `offset..offset + len_bytes`,
     /// and returns the run's lock (held over the caller's I/O, so no flush
     /// by a clone lands in between), or `None` when nothing is held back.
+    #[inline]
     fn settle_overlap(
         &self,
         offset: u64,

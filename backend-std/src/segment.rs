@@ -317,6 +317,7 @@ impl Reader {
         Ok(Reader { inner, flushed })
     }
 
+    #[inline]
     fn refresh(&mut self) {
         if let Some(flushed) = &self.flushed {
             self.inner.set_flushed_offset(flushed.get());

@@ -105,6 +105,9 @@ fn next_multiple_of_unit(wanted: u32, unit: u32) -> u32 {
 ///
 /// `offset + RECORD_HEADER_LEN <= flushed_offset` and
 /// `buffer_len_bytes >= RANDOM_READ_BYTES` are the caller's to check.
+// Inline on hosts, as plan_record: every read plans, from the generic
+// view the backend's crate instantiates.
+#[cfg_attr(not(target_os = "none"), inline)]
 pub fn plan_header(
     hint: ReadHint,
     offset: u32,
@@ -166,6 +169,7 @@ pub enum RecordPlan {
 ///
 /// The header at `offset` must be in `window` (see [`plan_header`]) and the
 /// record must end at or before `flushed_offset`.
+#[cfg_attr(not(target_os = "none"), inline)]
 pub fn plan_record(
     hint: ReadHint,
     offset: u32,

@@ -343,6 +343,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     /// A value between record boundaries is rounded down to one: records
     /// end on the alignment, and a bound inside a record's padding would let
     /// the reader accept a record it must not read whole.
+    #[cfg_attr(not(target_os = "none"), inline)]
     pub fn set_flushed_offset(&mut self, flushed_offset: u64) {
         // The alignment is a power of two (`1 << record_align_log2`).
         let align = u64::from(self.header.record_align_bytes());
