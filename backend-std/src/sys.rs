@@ -176,8 +176,8 @@ const CRC32C_INLINE_LEN_MAX: usize = 768;
 /// The CRC32C kernel `segwal-std` installs in the core
 /// (`segwal::install_crc32c_kernel`, which checks it against the tables
 /// first): where the CPU has SSE 4.2, one whose single stream calls the
-/// instruction without asking the CPU again (a tenth of the checksum of a
-/// record's two pieces).
+/// instruction without asking the CPU again (about 12 instructions of an
+/// append's checksum, two pieces).
 fn crc32c_kernel() -> segwal::Crc32cKernel {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("sse4.2") {
@@ -335,9 +335,9 @@ fn crc32c_sse42(crc: u32, bytes: &[u8]) -> u32 {
     !crc32c_sse42_finish(crc32c_sse42_words(state, words), tail)
 }
 
-#[cfg(target_arch = "x86_64")]
 /// Bytes of each of the two blocks at the end of a long piece that
 /// [`crc32c_sse42`] runs as streams of their own (whole words).
+#[cfg(target_arch = "x86_64")]
 const SPLIT_BLOCK_BYTES: usize = 40;
 #[cfg(target_arch = "x86_64")]
 const SPLIT_BLOCK_WORDS: usize = SPLIT_BLOCK_BYTES / 8;
@@ -348,22 +348,22 @@ const _: () = assert!(SPLIT_BLOCK_BYTES.is_multiple_of(8));
 #[cfg(target_arch = "x86_64")]
 const SPLIT_HEAD_BYTES_MIN: usize = 16;
 
-#[cfg(target_arch = "x86_64")]
 /// What the split CRC32C combines its streams with; built once, by
 /// [`init_shifts`] when the kernel is installed.
+#[cfg(target_arch = "x86_64")]
 static SHIFTS: std::sync::OnceLock<Shifts> = std::sync::OnceLock::new();
 
-#[cfg(target_arch = "x86_64")]
 /// The shifts of a raw CRC32C state over one and two split blocks.
+#[cfg(target_arch = "x86_64")]
 struct Shifts {
     one_block: ZeroShift,
     two_blocks: ZeroShift,
 }
 
-#[cfg(target_arch = "x86_64")]
 /// The raw (not inverted) CRC32C state after a fixed number of zero bytes,
 /// as a function of the state before them: linear over GF(2), so the
 /// XOR of the shifts of its four bytes, each looked up.
+#[cfg(target_arch = "x86_64")]
 struct ZeroShift([[u32; 256]; 4]);
 
 #[cfg(target_arch = "x86_64")]
