@@ -578,17 +578,22 @@ pub fn record_hasher(
 /// word one at a time, so an unaligned prefix costs up to seven more steps
 /// on every record.
 #[repr(align(8))]
-struct ChecksumPrefix([u8; 28]);
+struct ChecksumPrefix([u8; CHECKSUM_PREFIX_LEN]);
+
+/// Bytes of a [`ChecksumPrefix`]: salt (8), offset (8), then the header's
+/// length, synced offset and flags (4 each).
+const CHECKSUM_PREFIX_LEN: usize = 28;
 
 impl ChecksumPrefix {
     #[cfg_attr(not(target_os = "none"), inline)]
     fn new(segment: &SegmentHeader, offset: u64, header_bytes: &[u8; RECORD_HEADER_LEN]) -> Self {
-        let mut prefix = ChecksumPrefix([0u8; 28]);
+        let mut prefix = ChecksumPrefix([0u8; CHECKSUM_PREFIX_LEN]);
         let bytes = &mut prefix.0;
         bytes[0..8].copy_from_slice(&segment.salt.to_le_bytes());
         bytes[8..16].copy_from_slice(&offset.to_le_bytes());
         bytes[16..20].copy_from_slice(&header_bytes[RECORD_LEN]);
-        bytes[20..28].copy_from_slice(&header_bytes[RECORD_SYNCED.start..RECORD_FLAGS.end]);
+        bytes[20..CHECKSUM_PREFIX_LEN]
+            .copy_from_slice(&header_bytes[RECORD_SYNCED.start..RECORD_FLAGS.end]);
         prefix
     }
 }
@@ -632,7 +637,7 @@ pub fn stored_checksums(
     // the prefix is where the header ends on the device.
     const _: () = assert!(
         RECORD_FLAGS.end == RECORD_HEADER_LEN
-            && LEAD_BYTES + (RECORD_FLAGS.end - RECORD_FLAGS.start) == 28
+            && LEAD_BYTES + (RECORD_FLAGS.end - RECORD_FLAGS.start) == CHECKSUM_PREFIX_LEN
     );
     assert!(records.len() <= crate::CRC_LANES, "one record per lane");
     let mut leads = [Lead([0; LEAD_BYTES]); crate::CRC_LANES];
