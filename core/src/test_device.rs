@@ -13,6 +13,8 @@ pub(crate) struct MemDevice {
     pub(crate) bytes: Vec<u8>,
     /// Fail every write after this many more (for poisoning tests).
     pub(crate) writes_before_failure: Option<u32>,
+    /// Bytes read so far (for tests of how much a walk reads).
+    pub(crate) bytes_read: u64,
 }
 
 impl MemDevice {
@@ -37,6 +39,7 @@ impl MemDevice {
             geometry,
             bytes: vec![geometry.erased_byte; len],
             writes_before_failure: None,
+            bytes_read: 0,
         }
     }
 }
@@ -59,6 +62,7 @@ impl BlockDevice for MemDevice {
         )?;
         let at = usize::try_from(offset).unwrap_or(usize::MAX);
         buf.copy_from_slice(&self.bytes[at..at + buf.len()]);
+        self.bytes_read += buf.len() as u64;
         Ok(())
     }
 
@@ -119,6 +123,9 @@ pub(crate) struct MemStore {
     pub(crate) salt: u64,
     /// Every `prepare` hint received, in order.
     pub(crate) prepare_hints: Vec<(u64, u32)>,
+    /// New segments are NOR flash (4-byte words, one erase block each),
+    /// not byte-addressable files.
+    pub(crate) flash: bool,
 }
 
 impl ErrorType for MemStore {
@@ -141,8 +148,13 @@ impl crate::store::SegmentStore for MemStore {
     }
 
     fn allocate(&mut self, sequence: u64, size_bytes: u32) -> Result<u64, ErrorKind> {
-        self.segments
-            .insert(sequence, MemDevice::file_like(u64::from(size_bytes)));
+        let size_bytes = u64::from(size_bytes);
+        let device = if self.flash {
+            MemDevice::nor(size_bytes, 4, u32::try_from(size_bytes).unwrap_or(u32::MAX))
+        } else {
+            MemDevice::file_like(size_bytes)
+        };
+        self.segments.insert(sequence, device);
         Ok(sequence)
     }
 

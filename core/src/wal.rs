@@ -339,6 +339,38 @@ type DeviceAndCursor<'a, S, B> = (
     &'a mut SegmentCursor<B>,
 );
 
+/// Where a checked walk of a segment begins ([`Wal::locate`]): a record
+/// position and how many records of the segment lie before it. Everything
+/// before it was settled by an earlier walk: whole records and skipped
+/// holes, no batch left open.
+#[derive(Debug, Clone, Copy)]
+struct WalkFrom {
+    offset: u64,
+    ordinal: u64,
+}
+
+/// Where [`Wal::locate`] found a record.
+#[derive(Debug, Clone, Copy)]
+struct RecordPosition {
+    /// The record's offset in its segment.
+    offset: u64,
+    /// Where the walk that found it stopped: the records from `offset` up
+    /// to here are whole and follow each other (a batch is walked to its
+    /// end before any of its records is given out), and a walk for a
+    /// later record can begin here.
+    checked_end: u64,
+}
+
+impl RecordPosition {
+    /// A record found without walking: nothing after it is known.
+    fn alone(offset: u64) -> Self {
+        RecordPosition {
+            offset,
+            checked_end: offset,
+        }
+    }
+}
+
 /// One step of a [`WalIter`].
 pub type WalItem<'a, E> = Result<(Lsn, Payload<'a>), Error<E>>;
 
@@ -1136,22 +1168,37 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         Ok((device, &mut self.cursor))
     }
 
-    /// Offset of record `ordinal` (0-based) of segment `index`: from the
+    /// Where record `ordinal` (0-based) of segment `index` is: from the
     /// offset index when it has the segment (`alloc`), else by walking
-    /// record headers from the segment's start, bounded by its record count.
-    /// With `alloc` the walk covers the whole segment and is kept.
-    fn locate(&mut self, index: usize, ordinal: u64) -> Result<u64, Error<S::Error>> {
+    /// record headers, bounded by the segment's record count: from the
+    /// segment's start, or from `from`, where the caller's last walk of
+    /// this segment stopped. With `alloc` the walk covers the whole segment
+    /// from its start and is kept.
+    fn locate(
+        &mut self,
+        index: usize,
+        ordinal: u64,
+        from: Option<WalkFrom>,
+    ) -> Result<RecordPosition, Error<S::Error>> {
         let info = self.segments[index];
         #[cfg(feature = "alloc")]
         if let Some(offset) = self.index.lookup(info.header.sequence, ordinal) {
-            return Ok(offset);
+            return Ok(RecordPosition::alone(offset));
         }
+        let start = u64::from(info.header.records_start());
         if ordinal == 0 && !self.holes_possible {
             // Where no hole can sit before it, a segment's first record is
             // at its start: an iteration from the start of the log (or of a
             // segment) begins without walking the segment's headers.
-            return Ok(u64::from(info.header.records_start()));
+            return Ok(RecordPosition::alone(start));
         }
+        let from = match from {
+            Some(from) if !cfg!(feature = "alloc") => from,
+            _ => WalkFrom {
+                offset: start,
+                ordinal: 0,
+            },
+        };
         let count = self.record_count_of(index);
         #[cfg(feature = "alloc")]
         let target = count;
@@ -1163,11 +1210,14 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         // On flash, torn records stay in place: every record is checked and
         // an unfinished batch before a hole is dropped, as the scan does.
         let checked = device.geometry().erase_before_write;
-        let mut offset = u64::from(info.header.records_start());
+        let mut offset = from.offset;
         let mut found = None;
-        let mut seen = 0u64;
+        let mut seen = from.ordinal;
         // Where an unfinished batch began, and what was counted before it.
         let mut batch: Option<(u64, u64)> = None;
+        // Where the records from the found one stop following each other:
+        // the first hole the walk went past after it (`alloc` walks on).
+        let mut contiguous_end = None;
         let max_steps = info.header.segment_size_bytes / 8 + 1;
         for _ in 0..max_steps {
             // Records of a batch still open may yet be dropped.
@@ -1201,6 +1251,9 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
                     if ordinal >= before {
                         found = None;
                     }
+                    if found.is_some() && contiguous_end.is_none() {
+                        contiguous_end = Some(hole);
+                    }
                     #[cfg(feature = "alloc")]
                     offsets.truncate(usize::try_from(before).unwrap_or(usize::MAX));
                     let Some(resume) = cursor.find_resume(device, hole)? else {
@@ -1233,13 +1286,19 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         if seen >= target {
             self.index.insert(info.header.sequence, offsets);
         }
-        found.ok_or(Error::Chain {
-            segment: info.header.sequence,
-            reason: ChainDefect::MissingRecords {
-                expected: count,
-                found: seen,
-            },
-        })
+        let checked_end = contiguous_end.unwrap_or(offset);
+        found
+            .map(|offset| RecordPosition {
+                offset,
+                checked_end,
+            })
+            .ok_or(Error::Chain {
+                segment: info.header.sequence,
+                reason: ChainDefect::MissingRecords {
+                    expected: count,
+                    found: seen,
+                },
+            })
     }
 
     /// Reads the record at `lsn`, checksum verified: seeks the segment in
@@ -1251,7 +1310,8 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
     /// or not yet written); [`Error::NotARecord`] or [`Error::Chain`] for
     /// damaged data; [`Error::Device`].
     pub fn read(&mut self, lsn: Lsn) -> Result<Payload<'_>, Error<S::Error>> {
-        let (index, offset) = self.position_of(lsn.0)?;
+        let (index, found) = self.position_of(lsn.0)?;
+        let offset = found.offset;
         let hint = self.random_read_hint(index, lsn.0, offset);
         let (device, cursor) = self.device_and_cursor(index)?;
         Ok(cursor.read_record(device, offset, hint)?.payload)
@@ -1275,16 +1335,21 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         ReadHint::Random
     }
 
-    /// Segment index and offset of `lsn`.
-    fn position_of(&mut self, lsn: u64) -> Result<(usize, u64), Error<S::Error>> {
+    /// Segment index and position of `lsn`.
+    fn position_of(&mut self, lsn: u64) -> Result<(usize, RecordPosition), Error<S::Error>> {
+        let (index, ordinal) = self.ordinal_of(lsn)?;
+        Ok((index, self.locate(index, ordinal, None)?))
+    }
+
+    /// Segment index of `lsn` and its ordinal (0-based) in that segment.
+    fn ordinal_of(&self, lsn: u64) -> Result<(usize, u64), Error<S::Error>> {
         if lsn < self.first_lsn().0 || lsn >= self.next_lsn {
             return Err(self.out_of_range(lsn));
         }
         let index = self
             .segment_index_of(lsn)
             .ok_or_else(|| self.out_of_range(lsn))?;
-        let ordinal = lsn - self.segments[index].header.base_lsn;
-        Ok((index, self.locate(index, ordinal)?))
+        Ok((index, lsn - self.segments[index].header.base_lsn))
     }
 
     /// Iterates from the first record.
@@ -1294,6 +1359,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             wal: self,
             next: first,
             position: None,
+            checked_end: 0,
             failed: false,
         }
     }
@@ -1314,6 +1380,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             wal: self,
             next: lsn,
             position: None,
+            checked_end: 0,
             failed: false,
         })
     }
@@ -1511,6 +1578,10 @@ pub struct WalIter<'w, S: SegmentStore, B, const MAX_SEGMENTS: usize> {
     next: Lsn,
     /// Segment index and offset of `next`, once found.
     position: Option<(usize, u64)>,
+    /// Where the last checked walk stopped in `position`'s segment
+    /// ([`RecordPosition::checked_end`]): the records up to it are read
+    /// without walking again.
+    checked_end: u64,
     failed: bool,
 }
 
@@ -1572,26 +1643,31 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
     /// Segment index and offset of the record `self.next`.
     fn step(&mut self) -> Result<(usize, u64), Error<S::Error>> {
         let lsn = self.next.0;
-        if self.wal.holes_possible {
-            // On flash a torn record or an unfinished batch can sit between
-            // records: only the checked walk (indexed with `alloc`) knows
-            // where each LSN is.
-            return self.wal.position_of(lsn);
-        }
-        match self.position {
+        let (index, ordinal, from) = match self.position {
+            None => {
+                let (index, ordinal) = self.wal.ordinal_of(lsn)?;
+                (index, ordinal, None)
+            }
             Some((index, offset)) => {
                 let segment_end = self.wal.segments.get(index + 1).map(|n| n.header.base_lsn);
                 if segment_end.is_some_and(|end| lsn >= end) {
                     // Into the next segment: its first record.
-                    let next_index = index + 1;
-                    let start = u64::from(self.wal.segments[next_index].header.records_start());
-                    Ok((next_index, start))
+                    (index + 1, 0, None)
+                } else if !self.wal.holes_possible || offset < self.checked_end {
+                    return Ok((index, offset));
                 } else {
-                    Ok((index, offset))
+                    // On flash a torn record or an unfinished batch can sit
+                    // between records: only the checked walk knows where
+                    // the next one is. It goes on from the record before,
+                    // so an iteration walks each segment once.
+                    let ordinal = lsn - self.wal.segments[index].header.base_lsn;
+                    (index, ordinal, Some(WalkFrom { offset, ordinal }))
                 }
             }
-            None => self.wal.position_of(lsn),
-        }
+        };
+        let found = self.wal.locate(index, ordinal, from)?;
+        self.checked_end = found.checked_end;
+        Ok((index, found.offset))
     }
 }
 
@@ -1626,7 +1702,7 @@ mod tests {
     }
 
     /// Appends records up to `last` (inclusive), synced.
-    fn fill(wal: &mut TestWal, last: u64) {
+    fn fill<B: AsMut<[u8]> + AsRef<[u8]>>(wal: &mut Wal<MemStore, B, 64>, last: u64) {
         while wal.next_lsn().0 <= last {
             let lsn = wal.next_lsn().0;
             assert_eq!(wal.append(&payload(lsn)).unwrap(), Lsn(lsn));
@@ -1990,5 +2066,86 @@ mod tests {
             hints.len(),
             "one hint per segment: {hints:?}"
         );
+    }
+
+    /// A flash log of 16 KiB segments read through the smallest buffer, so
+    /// that walks reach the device.
+    type FlashWal = Wal<MemStore, [u8; crate::SCAN_SCRATCH_MIN_BYTES], 64>;
+
+    fn open_flash(store: MemStore) -> FlashWal {
+        let config = WalConfig {
+            segment_size_bytes: 16 * 1024,
+            ..config()
+        };
+        Wal::open(store, config, [0u8; crate::SCAN_SCRATCH_MIN_BYTES]).unwrap()
+    }
+
+    /// Programs zeros (NOR: bits cleared, as a torn write leaves them) over
+    /// `len` bytes at `offset` of the active segment, after closing.
+    fn tear(wal: FlashWal, offset: u64, len: usize) -> MemStore {
+        let mut store = wal.close().unwrap();
+        let active = store.segments.values_mut().last().unwrap();
+        let at = usize::try_from(offset).unwrap();
+        active.bytes[at..at + len].fill(0);
+        store
+    }
+
+    #[test]
+    fn flash_iteration_follows_holes_and_walks_each_segment_once() {
+        let mut wal = open_flash(MemStore {
+            flash: true,
+            ..MemStore::default()
+        });
+        fill(&mut wal, 40);
+        // A batch whose last record is damaged is dropped whole at open;
+        // the log resumes after the torn bytes it cannot erase.
+        let before_batch = wal.active_written_bytes();
+        let batch: Vec<Vec<u8>> = (41..=43).map(|lsn| std::vec![0xA5; 40 + lsn]).collect();
+        let pieces: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        assert_eq!(wal.append_batch(&pieces).unwrap(), Lsn(41)..Lsn(44));
+        wal.sync().unwrap();
+        let align = u64::from(wal.segments().last().unwrap().header.record_align_bytes());
+        let first_two: u64 = pieces[..2]
+            .iter()
+            .map(|p| crate::format::record_extent_bytes(p.len() as u32, align as u32))
+            .sum();
+        let last_payload = before_batch + first_two + crate::format::RECORD_HEADER_LEN as u64;
+        let mut wal = open_flash(tear(wal, last_payload, 8));
+        assert_eq!(wal.next_lsn(), Lsn(41), "the unfinished batch is dropped");
+        fill(&mut wal, 300);
+        // A torn single record: a word of zeros after the last one.
+        let end = wal.active_written_bytes();
+        let mut wal = open_flash(tear(wal, end, 4));
+        assert_eq!(wal.next_lsn(), Lsn(301));
+        fill(&mut wal, 700);
+        let mut wal = open_flash(wal.close().unwrap());
+        assert!(wal.segment_count() >= 3, "the records span segments");
+
+        let store = wal.store_mut();
+        store.segments.values_mut().for_each(|d| d.bytes_read = 0);
+        let mut iter = wal.iter();
+        let mut expected = 1;
+        while let Some(item) = iter.next_record() {
+            let (lsn, data) = item.unwrap();
+            assert_eq!((lsn.0, &*data), (expected, &payload(expected)[..]));
+            expected += 1;
+        }
+        assert_eq!(expected, 701, "every record, none of the dropped batch");
+        // Each record is read by the checked walk and by the read, through
+        // windows that overlap: a few times the segments' bytes, not a walk
+        // from the segment's start for every record.
+        let store = wal.store_mut();
+        let read: u64 = store.segments.values().map(|d| d.bytes_read).sum();
+        let stored: u64 = store.segments.values().map(|d| d.bytes.len() as u64).sum();
+        assert!(read <= 3 * stored, "{read} bytes read for {stored} stored");
+        // Reads by LSN take the same walk (a sample: without `alloc` each
+        // walks its segment from the start).
+        for lsn in (1..=700).step_by(13).chain([41, 43, 44, 300, 301, 700]) {
+            assert_eq!(
+                &*wal.read(Lsn(lsn)).unwrap(),
+                &payload(lsn)[..],
+                "lsn {lsn}"
+            );
+        }
     }
 }
