@@ -329,6 +329,12 @@ pub struct Wal<S: SegmentStore, B, const MAX_SEGMENTS: usize> {
     cursor: SegmentCursor<B>,
     /// Which segment the cursor points at, by sequence.
     cursor_sequence: Option<u64>,
+    /// Where the last read by LSN found its record, with its segment's
+    /// sequence: without the offset index (`alloc` off) a flash read of a
+    /// later record of that segment walks on from there, so reads that
+    /// move forward walk each segment about once. A segment's records
+    /// never move while its sequence lives, so the anchor cannot go stale.
+    read_anchor: Option<(u64, WalkFrom)>,
     #[cfg(feature = "alloc")]
     index: crate::wal_index::IndexCache,
 }
@@ -341,8 +347,8 @@ type DeviceAndCursor<'a, S, B> = (
 
 /// Where a checked walk of a segment begins ([`Wal::locate`]): a record
 /// position and how many records of the segment lie before it. Everything
-/// before it was settled by an earlier walk: whole records and skipped
-/// holes, no batch left open.
+/// before it was settled by an earlier walk (whole records and skipped
+/// holes), and a batch open there was walked to its end by that walk.
 #[derive(Debug, Clone, Copy)]
 struct WalkFrom {
     offset: u64,
@@ -570,6 +576,7 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
             holes_possible: geometry.erase_before_write,
             cursor,
             cursor_sequence: None,
+            read_anchor: None,
             #[cfg(feature = "alloc")]
             index: crate::wal_index::IndexCache::default(),
         };
@@ -1335,10 +1342,28 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
         ReadHint::Random
     }
 
-    /// Segment index and position of `lsn`.
+    /// Segment index and position of `lsn`, walking on from the last read
+    /// when it found an earlier record of the same segment.
     fn position_of(&mut self, lsn: u64) -> Result<(usize, RecordPosition), Error<S::Error>> {
         let (index, ordinal) = self.ordinal_of(lsn)?;
-        Ok((index, self.locate(index, ordinal, None)?))
+        let sequence = self.segments[index].header.sequence;
+        let from = match self.read_anchor {
+            Some((anchor_sequence, from))
+                if anchor_sequence == sequence && from.ordinal <= ordinal =>
+            {
+                Some(from)
+            }
+            _ => None,
+        };
+        let found = self.locate(index, ordinal, from)?;
+        self.read_anchor = Some((
+            sequence,
+            WalkFrom {
+                offset: found.offset,
+                ordinal,
+            },
+        ));
+        Ok((index, found))
     }
 
     /// Segment index of `lsn` and its ordinal (0-based) in that segment.
@@ -2138,9 +2163,27 @@ mod tests {
         let read: u64 = store.segments.values().map(|d| d.bytes_read).sum();
         let stored: u64 = store.segments.values().map(|d| d.bytes.len() as u64).sum();
         assert!(read <= 3 * stored, "{read} bytes read for {stored} stored");
-        // Reads by LSN take the same walk (a sample: without `alloc` each
-        // walks its segment from the start).
-        for lsn in (1..=700).step_by(13).chain([41, 43, 44, 300, 301, 700]) {
+        // Reads by LSN in order walk on from the read before (without
+        // `alloc`) or look the record up in the offset index: again a few
+        // times the segments' bytes.
+        let store = wal.store_mut();
+        store.segments.values_mut().for_each(|d| d.bytes_read = 0);
+        for lsn in 1..=700 {
+            assert_eq!(
+                &*wal.read(Lsn(lsn)).unwrap(),
+                &payload(lsn)[..],
+                "lsn {lsn}"
+            );
+        }
+        let store = wal.store_mut();
+        let read: u64 = store.segments.values().map(|d| d.bytes_read).sum();
+        assert!(read <= 3 * stored, "{read} bytes read for {stored} stored");
+        // And out of order (backwards, the walk starts again at the segment).
+        for lsn in (1..=700)
+            .rev()
+            .step_by(13)
+            .chain([41, 43, 44, 300, 301, 700])
+        {
             assert_eq!(
                 &*wal.read(Lsn(lsn)).unwrap(),
                 &payload(lsn)[..],
