@@ -87,11 +87,11 @@ impl CheckedRun {
     /// one given out last.
     #[inline]
     fn holds(&self, offset: u64) -> bool {
+        // The next one first: a scan's step.
+        let held = offset == u64::from(self.next) && self.next < self.end;
         #[cfg(not(target_os = "none"))]
-        if offset == u64::from(self.last) && self.last < self.end {
-            return true;
-        }
-        offset == u64::from(self.next) && self.next < self.end
+        let held = held || (offset == u64::from(self.last) && self.last < self.end);
+        held
     }
 
     /// Holds nothing from now on. Nothing to do on bare metal, where no
