@@ -1309,7 +1309,10 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
     }
 
     /// Reads the record at `lsn`, checksum verified: seeks the segment in
-    /// O(log segments), then the record within it.
+    /// O(log segments), then the record within it: through the offset
+    /// index (`alloc`), by record lengths, or on flash by a checked walk of
+    /// the segment's records (without `alloc`: on from the record the read
+    /// before found, when that was an earlier one of the same segment).
     ///
     /// # Errors
     ///
