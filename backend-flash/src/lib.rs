@@ -25,7 +25,7 @@
 mod device;
 mod error;
 mod log;
-mod ring;
+pub mod ring;
 
 pub use device::{NorFlashDevice, WORD_MAX_BYTES};
 pub use error::{FlashConfigError, FlashError};

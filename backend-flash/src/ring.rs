@@ -21,7 +21,7 @@
 //! | the segment magic `SEGWAL\0\x1A`  | in use  | yes: the log reads the header and decides (a header torn while being written, with nothing after it, is an allocation cut short, which the log releases) |
 //! | anything else (erased, or a torn erase) | free | no |
 //!
-//! A slot goes free when [`release`](SegmentStore::release) erases its
+//! A slot goes free when [`release`](segwal::SegmentStore::release) erases its
 //! **first erase block** (the header's block); the rest of the slot is
 //! erased when the slot is reused, which is when the log lays out the new
 //! segment ([`SegmentAppender::create`](segwal::SegmentAppender::create)
@@ -227,7 +227,7 @@ struct Newest {
 }
 
 /// A [`SegmentStore`] over one flash region split into equal slots, used
-/// round-robin so wear spreads evenly. See the [module docs](self) for the
+/// round-robin so wear spreads evenly. See the [module docs](crate::ring) for the
 /// layout, the slot states and what a power cut leaves.
 ///
 /// # Example

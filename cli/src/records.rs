@@ -3,7 +3,7 @@
 //!
 //! The log's iterator gives LSNs and payloads; the tool also wants where
 //! each record lies, so it reads the segments with a
-//! [`SegmentCursor`](segwal::SegmentCursor) of its own. A segment's records
+//! [`SegmentCursor`] of its own. A segment's records
 //! are counted by the log (the next segment's base LSN, or the log's next
 //! LSN for the newest), so the walk reads exactly those records, never the
 //! bytes a live writer may be writing after them.

@@ -70,7 +70,7 @@ impl ChecksumKind {
     }
 
     /// A fresh incremental hasher of this kind: the accelerated path with
-    /// the `hw-crc` feature (unless [`use_accelerated`] turned it off), the
+    /// the `hw-crc` feature (unless `use_accelerated` turned it off), the
     /// tables otherwise.
     #[cfg_attr(not(target_os = "none"), inline)]
     pub fn hasher(self) -> Hasher {

@@ -1,7 +1,7 @@
 //! # segwal: a crash-safe segment log and write-ahead log, `no_std` core
 //!
 //! This crate holds everything that decides what bytes go where: the
-//! on-disk [format](crate::format), the CRC32C and CRC-32 checks, the
+//! on-disk [format], the CRC32C and CRC-32 checks, the
 //! recovery scan, read planning and the segment writer and reader. It is
 //! written against the [`BlockDevice`] trait and knows nothing of files:
 //! `segwal-std` brings files, `segwal-ram` an in-memory fault-injecting

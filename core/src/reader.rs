@@ -350,7 +350,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> SegmentCursor<B> {
     }
 
     /// Lets the reader read records that end at or before `flushed_offset`
-    /// (a writer's [`flushed_offset`](SegmentWriter::flushed_offset)).
+    /// (a writer's [`flushed_offset`](crate::segment::SegmentWriter::flushed_offset)).
     ///
     /// A value between record boundaries is rounded down to one: records
     /// end on the alignment, and a bound inside a record's padding would let

@@ -6,7 +6,7 @@
 //! From the first record position, validate one record after another
 //! (plausible header, checksum over salt, offset and payload) until a
 //! position fails. A batch whose last record (the one without
-//! [`FLAG_BATCH_CONTINUES`](crate::format::FLAG_BATCH_CONTINUES)) is missing
+//! [`FLAG_BATCH_CONTINUES`]) is missing
 //! is discarded whole: the records end where the batch began. That offset is
 //! the *records end*.
 //!
@@ -17,7 +17,7 @@
 //! mark the *dirty end*, and any position holding a valid record is a *later
 //! record*. Its `synced` field says how far the segment was durable when it
 //! was written. A later record flagged
-//! [`FLAG_RESUMES_AFTER_HOLE`](crate::format::FLAG_RESUMES_AFTER_HOLE) whose
+//! [`FLAG_RESUMES_AFTER_HOLE`] whose
 //! `synced` equals the records end is the writer's own mark that it skipped a
 //! torn tail it could not erase (flash): the walk continues from it.
 //!
