@@ -1671,26 +1671,29 @@ impl<S: SegmentStore, B: AsMut<[u8]> + AsRef<[u8]>, const MAX_SEGMENTS: usize>
     /// Segment index and offset of the record `self.next`.
     fn step(&mut self) -> Result<(usize, u64), Error<S::Error>> {
         let lsn = self.next.0;
-        let (index, ordinal, from) = match self.position {
-            None => {
-                let (index, ordinal) = self.wal.ordinal_of(lsn)?;
-                (index, ordinal, None)
+        let in_segment = self.position.filter(|&(index, _)| {
+            let segment_end = self.wal.segments.get(index + 1).map(|n| n.header.base_lsn);
+            segment_end.is_none_or(|end| lsn < end)
+        });
+        let (index, ordinal, from) = match in_segment {
+            Some((index, offset)) if !self.wal.holes_possible || offset < self.checked_end => {
+                return Ok((index, offset));
             }
             Some((index, offset)) => {
-                let segment_end = self.wal.segments.get(index + 1).map(|n| n.header.base_lsn);
-                if segment_end.is_some_and(|end| lsn >= end) {
-                    // Into the next segment: its first record.
-                    (index + 1, 0, None)
-                } else if !self.wal.holes_possible || offset < self.checked_end {
-                    return Ok((index, offset));
-                } else {
-                    // On flash a torn record or an unfinished batch can sit
-                    // between records: only the checked walk knows where
-                    // the next one is. It goes on from the record before,
-                    // so an iteration walks each segment once.
-                    let ordinal = lsn - self.wal.segments[index].header.base_lsn;
-                    (index, ordinal, Some(WalkFrom { offset, ordinal }))
-                }
+                // On flash a torn record or an unfinished batch can sit
+                // between records: only the checked walk knows where the
+                // next one is. It goes on from the record before, so an
+                // iteration walks each segment once.
+                let ordinal = lsn - self.wal.segments[index].header.base_lsn;
+                (index, ordinal, Some(WalkFrom { offset, ordinal }))
+            }
+            None => {
+                // The first step, or past the segment's last record: the
+                // segment that holds `lsn`, which need not be the next one
+                // (recovery can leave a segment with no records, when it
+                // starts a new segment at the same LSN).
+                let (index, ordinal) = self.wal.ordinal_of(lsn)?;
+                (index, ordinal, None)
             }
         };
         let found = self.wal.locate(index, ordinal, from)?;
@@ -2116,6 +2119,45 @@ mod tests {
         let at = usize::try_from(offset).unwrap();
         active.bytes[at..at + len].fill(0);
         store
+    }
+
+    #[test]
+    fn flash_iteration_steps_over_a_segment_with_no_records() {
+        let mut wal = open_flash(MemStore {
+            flash: true,
+            ..MemStore::default()
+        });
+        fill(&mut wal, 50);
+        // A cut leaves an active segment with no records (its base LSN 46),
+        // and torn bytes over all its room: the next open seals it empty
+        // and starts a segment at the same LSN.
+        wal.truncate_after(Lsn(45)).unwrap();
+        let header = wal.segments().last().unwrap().header;
+        let start = u64::from(header.records_start());
+        let room = (header.segment_size_bytes - header.records_start()) as usize;
+        let mut wal = open_flash(tear(wal, start, room));
+        fill(&mut wal, 120);
+        let segments = wal.segments();
+        let empty = segments
+            .windows(2)
+            .any(|pair| pair[0].header.base_lsn == pair[1].header.base_lsn);
+        assert!(empty, "a segment with no records: {segments:?}");
+
+        let mut iter = wal.iter();
+        let mut expected = 1;
+        while let Some(item) = iter.next_record() {
+            let (lsn, data) = item.unwrap();
+            assert_eq!((lsn.0, &*data), (expected, &payload(expected)[..]));
+            expected += 1;
+        }
+        assert_eq!(expected, 121, "every record, past the empty segment");
+        for lsn in 1..=120 {
+            assert_eq!(
+                &*wal.read(Lsn(lsn)).unwrap(),
+                &payload(lsn)[..],
+                "lsn {lsn}"
+            );
+        }
     }
 
     #[test]
