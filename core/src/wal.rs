@@ -1772,6 +1772,38 @@ mod tests {
     }
 
     #[test]
+    fn a_checked_run_gives_out_its_next_record_and_again_the_one_just_given() {
+        let mut wal = open(MemStore::default());
+        fill(&mut wal, 20);
+        let start = u64::from(wal.segments()[0].header.records_start());
+        let (device, cursor) = wal.device_and_cursor(0).unwrap();
+        // A sequential read checks the rest of the window with its record.
+        let second = cursor
+            .read_record(device, start, ReadHint::Sequential)
+            .unwrap()
+            .next_offset;
+        let payload_at = |cursor: &mut SegmentCursor<[u8; 8192]>, offset: u64| {
+            let checked = cursor.take_checked(offset)?;
+            let record = cursor.checked_record(offset, checked);
+            Some((record.payload.to_vec(), record.next_offset))
+        };
+        // The next record of the run, then the same one again (a walk that
+        // found it, then the read of it), then the one after.
+        let (first_take, third) = payload_at(cursor, second).expect("the run's next record");
+        assert_eq!(first_take, payload(2));
+        let again = payload_at(cursor, second).expect("the record just given out");
+        assert_eq!(again, (payload(2), third));
+        let (after, _) = payload_at(cursor, third).expect("the run goes on after it");
+        assert_eq!(after, payload(3));
+        // An offset that is neither is not taken, and forgets the run.
+        assert!(payload_at(cursor, start).is_none());
+        assert!(payload_at(cursor, third).is_none(), "the run is forgotten");
+        // The checked walk's step agrees with a full check.
+        let (checked_next, _) = cursor.check_record(device, second).unwrap();
+        assert_eq!(checked_next, third);
+    }
+
+    #[test]
     fn lsns_are_dense_across_rotations_and_reopens() {
         let mut wal = open(MemStore::default());
         assert_eq!(wal.next_lsn(), Lsn(1));
