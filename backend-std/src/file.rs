@@ -38,12 +38,14 @@
 //!
 //! Once a megabyte ([`WRITEBACK_CHUNK_BYTES`]) of such runs has gone to the
 //! kernel, the device asks it to start writing them to the disk
-//! (`sync_file_range` with `SYNC_FILE_RANGE_WRITE`, which does not wait).
-//! Without the hint the kernel keeps them in the page cache until the
-//! `sync`, which then writes everything at once while the appender waits;
-//! with it the disk works while the appender fills the next megabyte, and
-//! the `sync` finds little left to do. It changes nothing about what is
-//! durable when: only `sync` (`fdatasync`) promises anything.
+//! (`sync_file_range` with `SYNC_FILE_RANGE_WRITE`, which does not wait),
+//! from a helper thread ([`WritebackHints`]: the call does the starting in
+//! its caller). Without the hint the kernel keeps them in the page cache
+//! until the `sync`, which then writes everything at once while the
+//! appender waits; with it the disk works while the appender fills the
+//! next megabyte, and the `sync` finds little left to do. It changes
+//! nothing about what is durable when: only `sync` (`fdatasync`) promises
+//! anything.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -55,6 +57,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use segwal::{BlockDevice, DeviceError, ErrorKind, ErrorType, Geometry, check_range};
 
 use crate::sys;
+use crate::writeback::WritebackHints;
 
 /// Zeros for `create` and `erase` to write from. A static in `.bss`: it
 /// costs no allocation and maps the shared zero page until touched.
@@ -220,6 +223,9 @@ struct PendingRun {
     /// Flushed bytes whose writeback has not been asked for: one
     /// contiguous range, restarted where a run does not continue it.
     unstarted: core::ops::Range<u64>,
+    /// Where the writeback of `unstarted` is asked for; made at the first
+    /// megabyte, so a device synced more often never has a thread.
+    hints: Option<WritebackHints>,
 }
 
 impl PendingRun {
@@ -234,7 +240,7 @@ impl PendingRun {
     /// Hands the run to the kernel. The run is emptied even on failure: the
     /// bytes' fate is then unknown, as after any failed write, and the log
     /// above stops writing (it is poisoned), so nothing would retry them.
-    fn flush(&mut self, file: &File) -> Result<(), FileError> {
+    fn flush(&mut self, file: &Arc<File>) -> Result<(), FileError> {
         if self.bytes.is_empty() {
             return Ok(());
         }
@@ -250,9 +256,9 @@ impl PendingRun {
         self.unstarted.end = end;
         let unstarted_bytes = self.unstarted.end - self.unstarted.start;
         if unstarted_bytes >= WRITEBACK_CHUNK_BYTES {
-            // A hint: where it fails (a file system without it, or an I/O
-            // error the next fdatasync reports anyway) nothing is lost.
-            let _ = sys::start_writeback(file, self.unstarted.start, unstarted_bytes);
+            self.hints
+                .get_or_insert_with(|| WritebackHints::new(Arc::clone(file)))
+                .start(self.unstarted.start, unstarted_bytes);
             self.unstarted.start = end;
         }
         Ok(())
@@ -528,7 +534,7 @@ fn write_through(file: &File, offset: u64, pieces: &[&[u8]]) -> Result<(), FileE
 #[inline(always)]
 fn hold(
     run: &mut PendingRun,
-    file: &File,
+    file: &Arc<File>,
     capacity_bytes: usize,
     offset: u64,
     pieces: &[&[u8]],
@@ -1016,6 +1022,38 @@ mod tests {
         device.write(115, &[&pattern(10, 5)]).expect("write");
         assert_eq!(on_disk(&path, 105, 10), pattern(10, 4));
         assert_eq!(on_disk(&path, 115, 10), [0; 10], "the second run is held");
+    }
+
+    #[test]
+    fn a_megabyte_of_runs_asks_for_writeback_through_a_thread() {
+        let (_dir, path) = temp_path("hints");
+        let capacity_bytes = 3 * WRITEBACK_CHUNK_BYTES;
+        let mut device = FileDevice::create(&path, capacity_bytes)
+            .expect("create")
+            .with_write_buffer(64 * 1024);
+        let has_hint_thread = |device: &FileDevice| {
+            let write_behind = device.write_behind.as_ref().expect("a buffer");
+            let run = write_behind.lock();
+            run.hints.as_ref().is_some_and(WritebackHints::has_thread)
+        };
+        let piece = pattern(1000, 7);
+        let mut offset = 0u64;
+        while offset + 1000 <= WRITEBACK_CHUNK_BYTES {
+            device.write(offset, &[&piece]).expect("write");
+            offset += 1000;
+        }
+        assert!(!has_hint_thread(&device), "less than a megabyte flushed");
+        while offset + 1000 <= 2 * WRITEBACK_CHUNK_BYTES {
+            device.write(offset, &[&piece]).expect("write");
+            offset += 1000;
+        }
+        assert!(has_hint_thread(&device), "the hint went to a thread");
+        device.sync().expect("sync");
+        let on_file = on_disk(&path, 0, usize::try_from(offset).expect("small"));
+        assert!(
+            on_file.chunks(1000).all(|chunk| chunk == piece),
+            "every write in the file, in place"
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod salt;
 mod segment;
 mod sys;
 mod wal;
+mod writeback;
 
 pub use dir::{AccessMode, DirError, DirStore};
 pub use error::{Error, Result};
