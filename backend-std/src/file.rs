@@ -12,6 +12,9 @@
 //! the whole file once, at creation, does the conversion up front, so an
 //! append followed by `fdatasync` flushes data blocks only. The file size
 //! never changes after `create` for the same reason.
+//! [`FileDevice::create_reserved`] skips the zeros, for the one case where
+//! waiting for them costs more: a log filling segments faster than they
+//! can be zero-filled ahead.
 //!
 //! # Power loss
 //!
@@ -297,6 +300,34 @@ impl FileDevice {
     /// beyond a file offset, [`io::ErrorKind::StorageFull`] (`ENOSPC`), and
     /// any other error from creating, writing or syncing.
     pub fn create(path: &Path, capacity_bytes: u64) -> io::Result<FileDevice> {
+        FileDevice::create_with(path, capacity_bytes, fill_new_file)
+    }
+
+    /// Creates a new file of `capacity_bytes` at `path` whose blocks are
+    /// reserved but not written (`fallocate` alone), durably: milliseconds,
+    /// where [`create`](Self::create) writes every byte. It reads as zeros
+    /// and a full disk shows now, as with `create`; the difference is the
+    /// first write into each of its extents, which turns the extent from
+    /// unwritten to written, metadata the next `fdatasync` journals (see
+    /// the module documentation), so a durable append into it may cost
+    /// more. [`DirStore`](crate::DirStore) takes one only when the segment
+    /// it is preparing ahead is not ready in time. Where the file system
+    /// cannot reserve blocks this is `create`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`create`](Self::create).
+    pub fn create_reserved(path: &Path, capacity_bytes: u64) -> io::Result<FileDevice> {
+        FileDevice::create_with(path, capacity_bytes, reserve_new_file)
+    }
+
+    /// [`create`](Self::create) with `fill` making the new file's
+    /// `capacity_bytes` durable.
+    fn create_with(
+        path: &Path,
+        capacity_bytes: u64,
+        fill: fn(&File, u64) -> io::Result<()>,
+    ) -> io::Result<FileDevice> {
         if i64::try_from(capacity_bytes).is_err() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -308,7 +339,7 @@ impl FileDevice {
             .write(true)
             .create_new(true)
             .open(path)?;
-        let filled = fill_new_file(&file, capacity_bytes).and_then(|()| sync_dir(parent_dir(path)));
+        let filled = fill(&file, capacity_bytes).and_then(|()| sync_dir(parent_dir(path)));
         if let Err(error) = filled {
             // Leaving a half-made file would make every retry fail with
             // AlreadyExists; the removal error is secondary to `error`.
@@ -590,6 +621,24 @@ fn fill_new_file(file: &File, capacity_bytes: u64) -> io::Result<()> {
     preallocate(file, capacity_bytes)?;
     write_zeros(file, 0, capacity_bytes)?;
     file.sync_data()
+}
+
+/// Reserves `[0, capacity_bytes)` of a new, empty `file` without writing
+/// it, and makes its length durable; zero-fills it (as [`fill_new_file`])
+/// where the file system cannot reserve.
+fn reserve_new_file(file: &File, capacity_bytes: u64) -> io::Result<()> {
+    if capacity_bytes == 0 {
+        return file.sync_all();
+    }
+    match retry_interrupted(|| sys::fallocate(file, capacity_bytes)) {
+        Err(error) if error.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+            fill_new_file(file, capacity_bytes)
+        }
+        Err(error) => Err(error),
+        // The length and the extents are metadata: `fsync`, not
+        // `fdatasync`, says outright that they are durable.
+        Ok(()) => file.sync_all(),
+    }
 }
 
 /// Reserves `[0, len_bytes)` so that a full disk shows up now, at creation,
@@ -1022,6 +1071,30 @@ mod tests {
         device.write(115, &[&pattern(10, 5)]).expect("write");
         assert_eq!(on_disk(&path, 105, 10), pattern(10, 4));
         assert_eq!(on_disk(&path, 115, 10), [0; 10], "the second run is held");
+    }
+
+    #[test]
+    fn create_reserved_makes_a_file_of_reserved_zeros() {
+        use std::os::unix::fs::MetadataExt;
+        let (_dir, path) = temp_path("reserved");
+        let capacity_bytes = 256 * 1024;
+        let mut device = FileDevice::create_reserved(&path, capacity_bytes).expect("create");
+        let metadata = std::fs::metadata(&path).expect("metadata");
+        assert_eq!(metadata.len(), capacity_bytes);
+        assert!(
+            metadata.blocks() * 512 >= capacity_bytes,
+            "the blocks are reserved, not a sparse file"
+        );
+        assert_eq!(device.geometry().capacity_bytes, capacity_bytes);
+        let mut back = vec![1u8; usize::try_from(capacity_bytes).expect("small")];
+        device.read(0, &mut back).expect("read");
+        assert!(back.iter().all(|&byte| byte == 0), "reads as zeros");
+        device.write(1000, &[b"data"]).expect("write");
+        device.sync().expect("sync");
+        assert_eq!(on_disk(&path, 998, 8), b"\0\0data\0\0");
+        let again = FileDevice::create_reserved(&path, capacity_bytes).unwrap_err();
+        assert_eq!(again.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(on_disk(&path, 1000, 4), b"data", "never touched");
     }
 
     #[test]
