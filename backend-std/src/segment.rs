@@ -33,6 +33,10 @@ pub struct SegmentOptions {
     pub checksum_kind: ChecksumKind,
     /// Largest payload; `None` allows anything that fits.
     pub record_len_max: Option<u32>,
+    /// The writer's write-behind buffer ([`FileDevice::with_write_buffer`]):
+    /// appends between syncs go to the kernel a buffer at a time instead of
+    /// one `pwritev` each. `0`, the default, writes through.
+    pub write_buffer_bytes: usize,
 }
 
 impl SegmentOptions {
@@ -43,6 +47,7 @@ impl SegmentOptions {
             user_area_len_bytes: 0,
             checksum_kind: ChecksumKind::Crc32c,
             record_len_max: None,
+            write_buffer_bytes: 0,
         }
     }
 
@@ -147,8 +152,9 @@ impl Writer {
     ) -> Result<Self> {
         let path = path.as_ref();
         let config = options.config()?;
-        let device =
-            FileDevice::create(path, options.segment_size_bytes).map_err(|e| Error::io(path, e))?;
+        let device = FileDevice::create(path, options.segment_size_bytes)
+            .map_err(|e| Error::io(path, e))?
+            .with_write_buffer(options.write_buffer_bytes);
         let identity = SegmentIdentity::first(0, 0, fresh_salt());
         let inner = SegmentWriter::create(device, 0, &config, identity, user_area);
         let inner = match inner {
@@ -186,8 +192,24 @@ impl Writer {
     /// [`segwal::Error::Corrupt`] for a bad header, or for damaged synced
     /// records in [`RecoveryMode::Strict`].
     pub fn open_with(path: impl AsRef<Path>, mode: RecoveryMode) -> Result<Self> {
+        Self::open_buffered(path, mode, 0)
+    }
+
+    /// [`open_with`](Self::open_with), with a write-behind buffer of
+    /// `write_buffer_bytes` (as [`SegmentOptions::write_buffer_bytes`]).
+    ///
+    /// # Errors
+    ///
+    /// As for [`open_with`](Self::open_with).
+    pub fn open_buffered(
+        path: impl AsRef<Path>,
+        mode: RecoveryMode,
+        write_buffer_bytes: usize,
+    ) -> Result<Self> {
         let path = path.as_ref();
-        let device = FileDevice::open(path).map_err(|e| Error::io(path, e))?;
+        let device = FileDevice::open(path)
+            .map_err(|e| Error::io(path, e))?
+            .with_write_buffer(write_buffer_bytes);
         let mut scratch = vec![0u8; BUFFER_BYTES];
         let (inner, recovered) = SegmentWriter::open(device, 0, mode, &mut scratch)?;
         let flushed = FlushedOffset::new(inner.flushed_offset());

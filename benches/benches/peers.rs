@@ -303,7 +303,7 @@ fn w3_buffered(scale: &Scale) -> WorkloadReport {
             "segwal Wal (Manual, 64 KiB buffer), 64 MiB segments",
             || segwal_side::wal_buffered_default_segments(fresh_dir().path(), records),
         ),
-        Side::run("segwal Writer", || {
+        Side::run("segwal Writer (64 KiB buffer)", || {
             segwal_side::writer_buffered(fresh_dir().path(), records)
         }),
         Side::run("seglog append+commit", || {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use segwal::{Appended, Durability, Lsn, ReadHint, WalTailState};
 use segwal_benches::payload;
 use segwal_benches::rounds::Slices;
-use segwal_std::{FlushedOffset, Reader, SharedWal, Wal, WalOptions, Writer};
+use segwal_std::{FlushedOffset, Reader, SegmentOptions, SharedWal, Wal, WalOptions, Writer};
 use tempfile::TempDir;
 
 use crate::{
@@ -56,9 +56,15 @@ fn warm_wal(dir: &Path, options: &WalOptions) -> Wal {
     wal
 }
 
-/// A fresh segment file in `dir` of `size_bytes` with one synced record.
-fn warm_writer(dir: &Path, size_bytes: u64) -> Writer {
-    let mut writer = Writer::create(dir.join("segment"), size_bytes, 0).expect("create segment");
+/// A fresh segment file in `dir` of `size_bytes`, with a write-behind
+/// buffer of `write_buffer_bytes` (0: none), and one synced record.
+fn warm_writer(dir: &Path, size_bytes: u64, write_buffer_bytes: usize) -> Writer {
+    let options = SegmentOptions {
+        write_buffer_bytes,
+        ..SegmentOptions::new(size_bytes)
+    };
+    let mut writer =
+        Writer::create_with(dir.join("segment"), &options, &[]).expect("create segment");
     writer
         .append(&payload(APPEND_LEN_BYTES))
         .expect("warm-up append");
@@ -130,7 +136,7 @@ impl WriterAppends {
     pub(crate) fn new(records_per_append: usize) -> Self {
         let dir = fresh_dir();
         WriterAppends {
-            writer: warm_writer(dir.path(), SMALL_CAPACITY_BYTES),
+            writer: warm_writer(dir.path(), SMALL_CAPACITY_BYTES, 0),
             _dir: dir,
             record: payload(APPEND_LEN_BYTES),
             records_per_append,
@@ -189,10 +195,10 @@ pub(crate) fn wal_buffered_default_segments(dir: &Path, records: u64) -> Duratio
     )
 }
 
-/// W3 with one segment: `Writer::append`s and one `Writer::sync` (the
-/// single-segment writer has no write buffer: one `pwritev` per append).
+/// W3 with one segment: `Writer::append`s through the same 64 KiB
+/// write-behind buffer as the log's, and one `Writer::sync`.
 pub(crate) fn writer_buffered(dir: &Path, records: u64) -> Duration {
-    let mut writer = warm_writer(dir, buffered_capacity_bytes(records));
+    let mut writer = warm_writer(dir, buffered_capacity_bytes(records), WRITE_BUFFER_BYTES);
     let record = payload(APPEND_LEN_BYTES);
     let start = Instant::now();
     for _ in 0..records {
