@@ -289,7 +289,7 @@ fn facade_round_trip_on(
         .iter_from(start)
         .collect::<Result<_, _>>()
         .expect("iterate");
-    assert_same_records(&iterated, &written, &context);
+    assert_same_records(&iterated, &written, context);
 
     // A reader of the writer's own device, and one that finds the end by
     // scanning, see the same records.
@@ -298,7 +298,7 @@ fn facade_round_trip_on(
         .iter_from(start)
         .collect::<Result<_, _>>()
         .expect("iterate");
-    assert_same_records(&iterated, &written, &context);
+    assert_same_records(&iterated, &written, context);
     let mut scanned = Reader::open(path, None).expect("open scanning reader");
     assert_eq!(
         scanned.flushed_offset(),
