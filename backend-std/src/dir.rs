@@ -1321,18 +1321,37 @@ mod tests {
             made.is_ok() && path.is_file(),
             "segment {sequence} prepared"
         );
-        let worker = thread::spawn(move || made);
-        // Finished, as the one joined was: `allocate` takes a finished
-        // preparation and leaves a running one for later.
-        while !worker.is_finished() {
-            thread::yield_now();
-        }
         store.prepared = Some(Prepared {
             sequence: prepared.sequence,
             size_bytes: prepared.size_bytes,
-            worker,
+            worker: thread::spawn(move || made),
         });
+        // Finished, as the one joined was: `allocate` takes a finished
+        // preparation and leaves a running one for later.
+        until_finished(store);
         path
+    }
+
+    /// Waits (yielding) until the preparation's worker has returned.
+    fn until_finished(store: &DirStore) {
+        while !store
+            .prepared
+            .as_ref()
+            .is_some_and(|prepared| prepared.worker.is_finished())
+        {
+            thread::yield_now();
+        }
+    }
+
+    /// Writes a mark at the start of the prepared file at `path`: a file
+    /// created anew, zero-filled, would not have it.
+    fn mark(path: &Path) {
+        OpenOptions::new()
+            .write(true)
+            .open(path)
+            .expect("open prepared")
+            .write_all_at(b"mark", 0)
+            .expect("mark");
     }
 
     #[test]
@@ -1343,13 +1362,7 @@ mod tests {
         store.allocate(1, 8192).expect("allocate");
         store.prepare(2, 8192);
         let prepared_path = wait_for_prepared(&mut store, 2);
-        // A mark a file created anew, zero-filled, would not have.
-        OpenOptions::new()
-            .write(true)
-            .open(&prepared_path)
-            .expect("open prepared")
-            .write_all_at(b"mark", 0)
-            .expect("mark");
+        mark(&prepared_path);
 
         store.allocate(2, 8192).expect("allocate");
         let placed = fs::read(store.segment_path(2)).expect("segment 2");
@@ -1392,12 +1405,7 @@ mod tests {
         );
         let prepared_path = wait_for_prepared(&mut store, 3);
         store.set_prepare_ahead(false);
-        OpenOptions::new()
-            .write(true)
-            .open(&prepared_path)
-            .expect("open prepared")
-            .write_all_at(b"mark", 0)
-            .expect("mark");
+        mark(&prepared_path);
 
         // Of the right size, it serves another sequence: it is only zeros.
         store
@@ -1468,19 +1476,8 @@ mod tests {
         );
 
         release.send(()).expect("release");
-        while !store
-            .prepared
-            .as_ref()
-            .is_some_and(|p| p.worker.is_finished())
-        {
-            thread::yield_now();
-        }
-        OpenOptions::new()
-            .write(true)
-            .open(&prepared_path)
-            .expect("open prepared")
-            .write_all_at(b"mark", 0)
-            .expect("mark");
+        until_finished(&store);
+        mark(&prepared_path);
         store.allocate(3, 4096).expect("allocate");
         let placed = fs::read(store.segment_path(3)).expect("segment 3");
         assert_eq!(&placed[..4], b"mark", "the earlier preparation, renamed");

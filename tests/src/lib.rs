@@ -538,6 +538,17 @@ pub fn read_all<D: BlockDevice, B: AsMut<[u8]> + AsRef<[u8]>>(
     panic!("read_all: more records than alignment units");
 }
 
+/// Panics unless iterating `reader` from its first record gives exactly
+/// `expected` ([`assert_same_records`]).
+pub fn assert_iterates_to(reader: &mut segwal_std::Reader, expected: &[Written], context: &str) {
+    let start = reader.records_start();
+    let read: Vec<(u64, Vec<u8>)> = reader
+        .iter_from(start)
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|error| panic!("{context}: iterate: {error}"));
+    assert_same_records(&read, expected, context);
+}
+
 /// Panics unless `read` (from [`read_all`] or an iterator) is exactly
 /// `expected`, naming the first record that differs.
 pub fn assert_same_records(read: &[(u64, Vec<u8>)], expected: &[Written], context: &str) {

@@ -15,9 +15,9 @@
 use segwal::{ChecksumKind, Error, ReadHint, RecoveryMode, SCAN_SCRATCH_MIN_BYTES, TailState};
 use segwal_std::{Reader, Writer};
 use segwal_tests::{
-    FileMedium, Medium, RamMedium, Written, XorShift, append_all, assert_reads_by_offset,
-    assert_same_records, config_for, create_segment, extent, open_reader, open_writer,
-    open_writer_with, payload, read_all, temp_path, test_seed,
+    FileMedium, Medium, RamMedium, Written, XorShift, append_all, assert_iterates_to,
+    assert_reads_by_offset, assert_same_records, config_for, create_segment, extent, open_reader,
+    open_writer, open_writer_with, payload, read_all, temp_path, test_seed,
 };
 
 const SEGMENT_BYTES: u32 = 256 * 1024;
@@ -209,12 +209,7 @@ fn facade_reopen_keeps_every_record() {
         drop(writer);
 
         let mut reader = Reader::open(&path, None).expect("reader");
-        let start = reader.records_start();
-        let all: Vec<(u64, Vec<u8>)> = reader
-            .iter_from(start)
-            .collect::<Result<_, _>>()
-            .expect("iterate");
-        assert_same_records(&all, &written, &context);
+        assert_iterates_to(&mut reader, &written, &context);
     }
 }
 

@@ -19,9 +19,9 @@ use proptest::prelude::*;
 use segwal::{ChecksumKind, RANDOM_READ_BYTES, ReadHint, RecoveryMode, SegmentWriter};
 use segwal_std::{Reader, SegmentOptions, Writer};
 use segwal_tests::{
-    FileMedium, Medium, RamMedium, Written, XorShift, assert_reads_by_offset, assert_same_records,
-    config_for, create_segment, extent, open_reader, open_reader_with, payload, read_all,
-    temp_path, test_seed,
+    FileMedium, Medium, RamMedium, Written, XorShift, assert_iterates_to, assert_reads_by_offset,
+    assert_same_records, config_for, create_segment, extent, open_reader, open_reader_with,
+    payload, read_all, temp_path, test_seed,
 };
 
 const SEGMENT_BYTES: u32 = 1 << 20;
@@ -222,12 +222,7 @@ fn facade_round_trip_buffered() {
     writer.sync().expect("sync");
     drop(writer);
     let mut reader = Reader::open(&path, None).expect("open scanning reader");
-    let start = reader.records_start();
-    let iterated: Vec<(u64, Vec<u8>)> = reader
-        .iter_from(start)
-        .collect::<Result<_, _>>()
-        .expect("iterate");
-    assert_same_records(&iterated, &written, &context);
+    assert_iterates_to(&mut reader, &written, &context);
 }
 
 /// Appends `plan(seed)` through `writer` (of the segment at `path`), syncs,
@@ -284,21 +279,12 @@ fn facade_round_trip_on(
             );
         }
     }
-    let start = reader.records_start();
-    let iterated: Vec<(u64, Vec<u8>)> = reader
-        .iter_from(start)
-        .collect::<Result<_, _>>()
-        .expect("iterate");
-    assert_same_records(&iterated, &written, context);
+    assert_iterates_to(&mut reader, &written, context);
 
     // A reader of the writer's own device, and one that finds the end by
     // scanning, see the same records.
     let mut own = writer.reader().expect("writer.reader");
-    let iterated: Vec<(u64, Vec<u8>)> = own
-        .iter_from(start)
-        .collect::<Result<_, _>>()
-        .expect("iterate");
-    assert_same_records(&iterated, &written, context);
+    assert_iterates_to(&mut own, &written, context);
     let mut scanned = Reader::open(path, None).expect("open scanning reader");
     assert_eq!(
         scanned.flushed_offset(),

@@ -26,9 +26,9 @@
 use segwal::{ChecksumKind, Error, ReadHint, RecoveryMode, SegmentReader, TailClass, TailState};
 use segwal_std::{Reader, Writer};
 use segwal_tests::{
-    FileMedium, Medium, RamMedium, Written, XorShift, all_zero, append_all, assert_reads_by_offset,
-    assert_same_records, at, config_for, create_segment, dirty_end, extent, open_reader,
-    open_writer, payload, read_all, scan_as_reader, temp_path, test_seed,
+    FileMedium, Medium, RamMedium, Written, XorShift, all_zero, append_all, assert_iterates_to,
+    assert_reads_by_offset, assert_same_records, at, config_for, create_segment, dirty_end, extent,
+    open_reader, open_writer, payload, read_all, scan_as_reader, temp_path, test_seed,
 };
 
 const SEGMENT_BYTES: u32 = 16 * 1024;
@@ -416,12 +416,7 @@ fn facade_reports_a_torn_tail() {
     std::fs::write(&path, &image).expect("write");
 
     let mut reader = Reader::open(&path, None).expect("scanning reader");
-    let start = reader.records_start();
-    let all: Vec<(u64, Vec<u8>)> = reader
-        .iter_from(start)
-        .collect::<Result<_, _>>()
-        .expect("iterate");
-    assert_same_records(&all, &written, &context);
+    assert_iterates_to(&mut reader, &written, &context);
 
     let bytes_discarded = dirty_end(&image, last.offset) - last.offset;
     assert!(bytes_discarded > 0, "{context}");
