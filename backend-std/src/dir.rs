@@ -1447,7 +1447,7 @@ mod tests {
         // (into the assertions that then fail) instead of hanging.
         let watchdog = release.clone();
         thread::spawn(move || {
-            thread::sleep(std::time::Duration::from_secs(10));
+            thread::sleep(std::time::Duration::from_secs(60));
             let _ = watchdog.send(());
         });
         let made_path = prepared_path.clone();

@@ -538,7 +538,14 @@ impl BlockDevice for FileDevice {
         self.flush()?;
         self.file
             .sync_data()
-            .map_err(|error| FileError::sync_failed(&error))
+            .map_err(|error| FileError::sync_failed(&error))?;
+        if let Some(write_behind) = &self.write_behind {
+            // Written back by the sync: a hint for them would be for clean
+            // pages, and a log syncing every few appends would send one (to
+            // a thread started for it) every megabyte.
+            write_behind.lock().unstarted = 0..0;
+        }
+        Ok(())
     }
 }
 
@@ -1126,6 +1133,30 @@ mod tests {
         assert!(
             on_file.chunks(1000).all(|chunk| chunk == piece),
             "every write in the file, in place"
+        );
+    }
+
+    #[test]
+    fn a_sync_leaves_nothing_to_hint() {
+        let (_dir, path) = temp_path("synced-hints");
+        let mut device = FileDevice::create(&path, 2 * WRITEBACK_CHUNK_BYTES)
+            .expect("create")
+            .with_write_buffer(64 * 1024);
+        let piece = pattern(1000, 3);
+        let mut offset = 0u64;
+        // Most of a megabyte, synced; then most of one more: a megabyte and
+        // more of runs in all, but none of it unsynced.
+        for _ in 0..2 {
+            for _ in 0..900 {
+                device.write(offset, &[&piece]).expect("write");
+                offset += 1000;
+            }
+            device.sync().expect("sync");
+        }
+        let write_behind = device.write_behind.as_ref().expect("a buffer");
+        assert!(
+            write_behind.lock().hints.is_none(),
+            "no hint for pages a sync wrote back"
         );
     }
 
