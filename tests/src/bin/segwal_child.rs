@@ -6,6 +6,12 @@
 //! returns, until killed or until an append fails, which it reports as
 //! `error KIND: MESSAGE` before exiting with status 3.
 //!
+//! `segwal_child buffered DIR SEED SEGMENT_BYTES`: the same records through
+//! a buffered log (`Durability::Manual`, a 64 KiB write-behind buffer, the
+//! next segment prepared ahead), synced every `BUFFERED_SYNC_EVERY`
+//! appends, after which it prints `ack LSN` for each record the sync made
+//! durable.
+//!
 //! `segwal_child shared DIR SEED SEGMENT_BYTES`: the same through a
 //! `SharedWal` appended to by `SHARED_THREADS` threads (group commit),
 //! each record `segwal_tests::process::tagged_payload(TAG)` with a tag
@@ -25,6 +31,11 @@ use segwal_std::{SharedWal, Wal, WalOptions};
 /// Appending threads of the `shared` mode.
 const SHARED_THREADS: u64 = 4;
 
+/// Appends between syncs in the `buffered` mode: about 40 KiB of records,
+/// so runs fill the write-behind buffer, a megabyte of them starts
+/// writeback hints, and segments of a megabyte rotate every few syncs.
+const BUFFERED_SYNC_EVERY: u64 = 256;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(mode), Some(dir), Some(seed), Some(segment)) =
@@ -43,6 +54,16 @@ fn main() {
     };
     match mode.as_str() {
         "append" => append(dir, seed, &options),
+        "buffered" => buffered(
+            dir,
+            seed,
+            &WalOptions {
+                durability: Durability::Manual,
+                write_buffer_bytes: 64 * 1024,
+                prepare_next_segment: true,
+                ..options
+            },
+        ),
         "shared" => shared(dir, seed, &options, false),
         "shared-until-error" => shared(dir, seed, &options, true),
         _ => {
@@ -139,6 +160,40 @@ fn append(dir: &str, seed: u64, options: &WalOptions) -> ! {
                 let _ = out.flush();
                 std::process::exit(3);
             }
+        }
+    }
+}
+
+/// Appends with a buffered `Wal`, syncing every [`BUFFERED_SYNC_EVERY`]
+/// appends and acknowledging what each sync made durable, until killed.
+fn buffered(dir: &str, seed: u64, options: &WalOptions) -> ! {
+    let mut out = std::io::stdout().lock();
+    let fail = |out: &mut std::io::StdoutLock<'_>, error: &segwal_std::Error| -> ! {
+        let _ = writeln!(out, "error {}: {error}", error_kind(error));
+        let _ = out.flush();
+        std::process::exit(3);
+    };
+    let mut wal = match Wal::open_with(dir, options) {
+        Ok(wal) => wal,
+        Err(error) => fail(&mut out, &error),
+    };
+    loop {
+        let first = wal.next_lsn().0;
+        for lsn in first..first + BUFFERED_SYNC_EVERY {
+            if let Err(error) = wal.append(&segwal_tests::process::kill_payload(seed, lsn)) {
+                fail(&mut out, &error);
+            }
+        }
+        if let Err(error) = wal.sync() {
+            fail(&mut out, &error);
+        }
+        for lsn in first..first + BUFFERED_SYNC_EVERY {
+            if writeln!(out, "ack {lsn}").is_err() {
+                std::process::exit(0);
+            }
+        }
+        if out.flush().is_err() {
+            std::process::exit(0);
         }
     }
 }
